@@ -1,0 +1,86 @@
+"""The dataset service's FastAPI app factory.
+
+    app = create_app(Settings(...))
+
+Every router is listed in ``ROUTERS`` (module path, attribute); governance
+routers (access requests, grants, sessions, web pages) add one line each.
+All routes live under ``settings.service_prefix`` because the hub proxy does
+not strip it. At start the app runs ``alembic upgrade head`` and recovers
+builds that a crash interrupted.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hub.identity import HubAuthConfig, install_hub_auth, login_router
+
+from .db import Database
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+ROUTERS: list[str] = [
+    "dataset_service.api.catalogue:router",
+    "dataset_service.api.datasets:router",
+    "dataset_service.api.admin:router",
+    # governance (issue 4): "dataset_service.governance.api:router",
+]
+
+
+def _load(spec: str):
+    mod, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def create_app(settings: Settings | None = None, *, recover_builds: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+
+    from .builder import BuildRunner
+
+    builds = BuildRunner(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if recover_builds:
+            builds.recover()
+        yield
+        builds.shutdown()
+        db.dispose()
+
+    prefix = settings.service_prefix
+    app = FastAPI(
+        title="insitu dataset service",
+        version="1",
+        description="Lake catalogue and immutable symlink datasets. Callers present a JupyterHub token "
+        "(`Authorization: token T`); roles come from hub groups.",
+        lifespan=lifespan,
+        openapi_url=f"{prefix}/openapi.json",
+        docs_url=f"{prefix}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.builds = builds
+    install_hub_auth(
+        app,
+        HubAuthConfig(
+            api_url=settings.hub_api_url,
+            api_token=settings.hub_api_token,
+            client_id=settings.hub_client_id,
+            oauth_callback_url=settings.oauth_callback_url,
+            service_prefix=prefix or "/",
+            public_hub_url=settings.public_hub_url.rstrip("/"),
+            cookie_name="insitu-dataset-service-auth",
+            cache_ttl=settings.identity_cache_ttl,
+        ),
+    )
+    app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)
+    for spec in ROUTERS:
+        app.include_router(_load(spec), prefix=prefix)
+    return app

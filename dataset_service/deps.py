@@ -1,0 +1,37 @@
+"""FastAPI dependencies shared by every router of the service.
+
+Identity is resolved by the hub (``hub.identity``); the hub it asks is set by
+``Settings.hub_api_url`` when the app is built, never patched at run time.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from hub.identity import Identity, current_identity, require_roles, require_service  # noqa: F401
+
+from .db import Database
+from .settings import Settings
+
+# role sets used by the routers (admins pass every role check anyway)
+MANAGERS = ("data-managers",)
+READERS = ("researchers", "data-managers", "dac", "auditors")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_session(db: Database = Depends(get_database)) -> Iterator[Session]:
+    with db.session() as s:
+        yield s
+
+
+def get_builds(request: Request):
+    return request.app.state.builds
