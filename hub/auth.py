@@ -35,6 +35,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from jupyterhub.auth import Authenticator
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
+from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Unicode, default
 
 from hub.config import PROJECT_PREFIX, ROLE_GROUPS
@@ -295,6 +296,16 @@ class KeycloakAuthenticator(GenericOAuthenticator):
     @default("admin_groups")
     def _admin_groups_default(self):
         return {"admins"}
+
+    async def get_token_info(self, handler, params):
+        """Exchange the code; a code the provider refuses is a 403, not a 500."""
+        try:
+            return await super().get_token_info(handler, params)
+        except HTTPClientError as e:
+            if e.code is not None and 400 <= e.code < 500:
+                self.log.warning("token exchange refused by the identity provider: HTTP %s", e.code)
+                raise web.HTTPError(403, "The identity provider refused the authorization code.") from None
+            raise
 
     def _groups_from_auth_state(self, auth_state: dict) -> list[str]:
         user_info = auth_state.get(self.user_auth_state_key) or {}
