@@ -1,0 +1,200 @@
+"""The tracer's HTTP API (FastAPI app factory).
+
+All routes live under ``settings.service_prefix`` (``/services/tracer``, where
+the hub proxy routes the tracer service):
+
+- ``POST /traces`` — platform services only (hub service tokens named in
+  ``writer_services``); the trace's ``caller`` must be the posting service.
+  202 once stored durably; the same id again → 202 ``duplicate``; the same id
+  with other content → 409; a bad trace → 422; a body over 256 KiB → 413.
+- ``GET /traces`` — auditors and admins: filters ``user``, ``dataset``,
+  ``action``, ``caller``, ``since``, ``until``; cursor paging (``cursor``,
+  ``limit``); ``format=jsonl`` streams every match as JSON lines (the export
+  the offline verifier reads).
+- ``GET /traces/{id}`` — one trace with its proof and anchor.
+- ``GET /anchor`` — chain id and contract address (what the verifier needs).
+- ``GET /metrics`` — Prometheus; ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from hub.identity import HubAuthConfig, Identity, install_hub_auth, require_roles, require_service
+from tracer.batcher import Batcher, BatcherConfig
+from tracer.chain import Chain, read_key
+from tracer.db import make_engine, upgrade
+from tracer.intake import Intake
+from tracer.metrics import Metrics
+from tracer.schema import Action, Trace
+from tracer.settings import TracerSettings
+from tracer.store import Conflict, TraceStore
+
+log = logging.getLogger("tracer")
+MAX_BODY = 256 * 1024
+
+
+def _utc_naive(t: datetime | None) -> datetime | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        raise HTTPException(422, "time filters need a timezone (e.g. 2026-01-01T00:00:00Z)")
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _errors(e: ValidationError) -> list[dict]:
+    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in e.errors()]
+
+
+async def _read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise HTTPException(413, f"a trace is at most {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise HTTPException(413, f"a trace is at most {MAX_BODY} bytes")
+    return bytes(body)
+
+
+def build_chain(settings: TracerSettings) -> Chain:
+    key = read_key(settings.key_file, settings.private_key)
+    return Chain(settings.chain_url, key, chain_id=settings.chain_id, gas_price=settings.gas_price,
+                 gas_limit=settings.gas_limit, poa=settings.poa)
+
+
+def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfig | None = None,
+               chain: Chain | None = None) -> FastAPI:
+    settings = settings or TracerSettings()
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    upgrade(engine)
+    store = TraceStore(engine)
+    metrics = Metrics(store.pending_stats)
+    intake = Intake(store)
+    batcher: Batcher | None = None
+    if settings.run_batcher:
+        batcher = Batcher(
+            store, chain or build_chain(settings),
+            BatcherConfig(settings.batch_max, settings.batch_wait, settings.receipt_timeout,
+                          settings.retry_initial, settings.retry_max),
+            metrics=metrics, contract_address=settings.contract_address,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        intake.start()
+        if batcher is not None:
+            batcher.start()
+        try:
+            yield
+        finally:
+            if batcher is not None:
+                batcher.stop()
+            await intake.stop()
+            engine.dispose()
+
+    app = FastAPI(title="insitu tracer", lifespan=lifespan, docs_url=f"{settings.service_prefix}/docs",
+                  openapi_url=f"{settings.service_prefix}/openapi.json")
+    app.state.settings, app.state.store, app.state.batcher, app.state.metrics = settings, store, batcher, metrics
+    install_hub_auth(app, hub_auth or HubAuthConfig.from_env(
+        **({"api_url": settings.hub_api_url} if settings.hub_api_url else {}), service_prefix=settings.service_prefix))
+
+    writers = require_service(*settings.writer_services)
+    auditors = require_roles("auditors")
+    r = APIRouter(prefix=settings.service_prefix.rstrip("/"))
+
+    @r.post("/traces", status_code=202)
+    async def post_trace(request: Request, who: Identity = Depends(writers)):
+        body = await _read_body(request)
+        try:
+            trace = Trace.model_validate_json(body)
+        except ValidationError as e:
+            metrics.traces_rejected.inc()
+            raise HTTPException(422, _errors(e))
+        if trace.caller != who.name:
+            metrics.traces_rejected.inc()
+            raise HTTPException(403, f"caller {trace.caller!r} is not the posting service {who.name!r}")
+        try:
+            res = await intake.submit(trace)
+        except Exception as e:
+            raise HTTPException(503, f"the trace could not be stored: {type(e).__name__}")
+        if isinstance(res, Conflict):
+            metrics.traces_rejected.inc()
+            raise HTTPException(409, f"trace {res} is already stored with different content")
+        if res.duplicate:
+            metrics.traces_duplicate.inc()
+        else:
+            metrics.traces_received.inc()
+        return {"id": res.id, "seq": res.seq, "status": "duplicate" if res.duplicate else "accepted"}
+
+    @r.get("/traces")
+    def list_traces(
+        user: str | None = Query(None, max_length=64),
+        dataset: str | None = Query(None, max_length=128),
+        action: Action | None = None,
+        caller: str | None = Query(None, max_length=128),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = Query(None, pattern=r"^[0-9]{1,19}$"),
+        limit: int = Query(100, ge=1, le=1000),
+        format: str = Query("json", pattern="^(json|jsonl)$"),
+        who: Identity = Depends(auditors),
+    ):
+        filters = dict(user=user, dataset=dataset, action=action.value if action else None, caller=caller,
+                       since=_utc_naive(since), until=_utc_naive(until))
+        after = int(cursor) if cursor else 0
+        if format == "jsonl":
+            def lines():
+                pos = after
+                while True:
+                    page = store.query(**filters, after_seq=pos, limit=1000)
+                    for rec in page:
+                        yield json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n"
+                    if len(page) < 1000:
+                        return
+                    pos = page[-1]["seq"]
+            return StreamingResponse(lines(), media_type="application/x-ndjson",
+                                     headers={"Content-Disposition": 'attachment; filename="traces.jsonl"'})
+        page = store.query(**filters, after_seq=after, limit=limit)
+        nxt = str(page[-1]["seq"]) if len(page) == limit else None
+        return {"traces": page, "next_cursor": nxt}
+
+    @r.get("/traces/{trace_id}")
+    def get_trace(trace_id: uuid.UUID, who: Identity = Depends(auditors)):
+        rec = store.get(str(trace_id))
+        if rec is None:
+            raise HTTPException(404, "no such trace")
+        return rec
+
+    @r.get("/anchor")
+    def anchor_info(who: Identity = Depends(auditors)):
+        return {
+            "chain_id": store.get_meta("chain_id"),
+            "contract_address": store.get_meta("contract_address"),
+            "anchored_batches": store.anchored_batch_count(),
+        }
+
+    @r.get("/metrics")
+    def prometheus():
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @r.get("/health")
+    def health():
+        pending, age, _ = store.pending_stats()
+        body = {"pending": pending, "oldest_pending_age_s": age,
+                "anchoring": None if batcher is None else ("error" if batcher.fatal else ("ready" if batcher.ready else "starting")),
+                "error": batcher.fatal if batcher else None}
+        return JSONResponse(body, status_code=503 if batcher is not None and batcher.fatal else 200)
+
+    app.include_router(r)
+    return app

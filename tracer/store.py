@@ -1,0 +1,304 @@
+"""Reading and writing the tracer's database (no chain, no HTTP).
+
+``TraceStore.add_many`` is the durable intake: in ONE transaction it checks
+which ids are already stored, assigns gap-free sequence numbers from the
+counter row and inserts the new traces; the caller answers 202 only after it
+returns. ``prepare_batch`` takes the pending traces in sequence order, builds
+the Merkle tree, and stores the batch with every trace's proof in one
+transaction. The chain side (signing, sending, receipts) is in
+``tracer.batcher``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tracer import merkle
+from tracer.db import Batch, Counter, Meta, TraceDataset, TraceRow
+from tracer.schema import Trace
+
+ZERO_ROOT = b"\x00" * 32
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Conflict(Exception):
+    """A trace id that is already stored with different content."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    seq: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    id: int
+    first_seq: int
+    last_seq: int
+    root: bytes
+    previous_root: bytes
+    state: str
+    nonce: int | None
+    tx_hash: str | None
+    raw_tx: bytes | None
+    block_number: int | None
+    anchored_at: datetime | None
+    attempts: int
+
+    @classmethod
+    def of(cls, b: Batch) -> "BatchInfo":
+        return cls(b.id, b.first_seq, b.last_seq, b.root, b.previous_root, b.state, b.nonce, b.tx_hash,
+                   b.raw_tx, b.block_number, b.anchored_at, b.attempts)
+
+    @property
+    def size(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+class TraceStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # --- intake --------------------------------------------------------------
+    def add_many(self, traces: Sequence[Trace]) -> list[Stored | Conflict]:
+        """Store traces durably; one result per input, in order."""
+        rows = [(t, str(t.id), t.canonical_bytes().decode("utf-8")) for t in traces]
+        results: list[Stored | Conflict | None] = [None] * len(rows)
+        with Session(self.engine) as s, s.begin():
+            existing: dict[str, tuple[int, str]] = {}
+            ids = list({r[1] for r in rows})
+            for i in range(0, len(ids), 500):
+                for seq, tid, canon in s.execute(
+                    select(TraceRow.seq, TraceRow.id, TraceRow.canonical).where(TraceRow.id.in_(ids[i : i + 500]))
+                ):
+                    existing[tid] = (seq, canon)
+            new: list[int] = []
+            fresh: dict[str, int] = {}  # id -> index in rows of its first new occurrence
+            for i, (t, tid, canon) in enumerate(rows):
+                if tid in existing:
+                    seq, old = existing[tid]
+                    results[i] = Stored(tid, seq, True) if old == canon else Conflict(tid)
+                elif tid in fresh:
+                    results[i] = ("dup", fresh[tid])  # resolved below
+                else:
+                    fresh[tid] = i
+                    new.append(i)
+            if new:
+                last = s.execute(
+                    update(Counter).where(Counter.name == "seq").values(value=Counter.value + len(new))
+                    .returning(Counter.value)
+                ).scalar_one()
+                first = last - len(new) + 1
+                now = utcnow()
+                trace_rows, ds_rows = [], []
+                for k, i in enumerate(new):
+                    t, tid, canon = rows[i]
+                    seq = first + k
+                    trace_rows.append(dict(
+                        seq=seq, id=tid, time=t.time.replace(tzinfo=None), caller=t.caller, user=t.user,
+                        action=t.action.value, canonical=canon, leaf=t.leaf_hash(), received_at=now,
+                    ))
+                    for d in dict.fromkeys(t.dataset_ids):
+                        ds_rows.append(dict(dataset_id=d, seq=seq))
+                    results[i] = Stored(tid, seq, False)
+                s.execute(insert(TraceRow), trace_rows)
+                if ds_rows:
+                    s.execute(insert(TraceDataset), ds_rows)
+            for i, r in enumerate(results):
+                if isinstance(r, tuple):
+                    first_i = r[1]
+                    same = rows[first_i][2] == rows[i][2]
+                    results[i] = Stored(rows[i][1], results[first_i].seq, True) if same else Conflict(rows[i][1])
+        return results  # type: ignore[return-value]
+
+    # --- meta ------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with Session(self.engine) as s:
+            row = s.get(Meta, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(Meta, key)
+            if row:
+                row.value = value
+            else:
+                s.add(Meta(key=key, value=value))
+
+    # --- batches ---------------------------------------------------------------
+    def last_seq(self) -> int:
+        with Session(self.engine) as s:
+            return s.execute(select(Counter.value).where(Counter.name == "seq")).scalar_one()
+
+    def last_batch(self) -> BatchInfo | None:
+        with Session(self.engine) as s:
+            b = s.execute(select(Batch).order_by(Batch.id.desc()).limit(1)).scalar_one_or_none()
+            return BatchInfo.of(b) if b else None
+
+    def inflight_batch(self) -> BatchInfo | None:
+        with Session(self.engine) as s:
+            b = s.execute(select(Batch).where(Batch.state != "anchored").order_by(Batch.id).limit(1)).scalar_one_or_none()
+            return BatchInfo.of(b) if b else None
+
+    def pending_stats(self) -> tuple[int, float | None, int]:
+        """(traces not yet anchored, age in seconds of the oldest one, traces not yet in a batch)."""
+        with Session(self.engine) as s:
+            last = s.execute(select(Counter.value).where(Counter.name == "seq")).scalar_one()
+            anchored = s.execute(
+                select(func.max(Batch.last_seq)).where(Batch.state == "anchored")
+            ).scalar_one() or 0
+            batched = s.execute(select(func.max(Batch.last_seq))).scalar_one() or 0
+            age = None
+            if last > anchored:
+                t0 = s.execute(select(TraceRow.received_at).where(TraceRow.seq == anchored + 1)).scalar_one_or_none()
+                if t0 is not None:
+                    age = max(0.0, (utcnow() - t0).total_seconds())
+            return last - anchored, age, last - batched
+
+    def oldest_unbatched_age(self) -> tuple[int, float | None]:
+        with Session(self.engine) as s:
+            last = s.execute(select(Counter.value).where(Counter.name == "seq")).scalar_one()
+            batched = s.execute(select(func.max(Batch.last_seq))).scalar_one() or 0
+            if last <= batched:
+                return 0, None
+            t0 = s.execute(select(TraceRow.received_at).where(TraceRow.seq == batched + 1)).scalar_one()
+            return last - batched, (utcnow() - t0).total_seconds()
+
+    def prepare_batch(self, max_size: int) -> BatchInfo | None:
+        """Form the next batch from pending traces (with proofs), or None if nothing is pending."""
+        with Session(self.engine) as s, s.begin():
+            prev = s.execute(select(Batch).order_by(Batch.id.desc()).limit(1)).scalar_one_or_none()
+            if prev is not None and prev.state != "anchored":
+                raise RuntimeError("a batch is still in flight")
+            first = (prev.last_seq + 1) if prev else 1
+            leaves = [
+                leaf for (leaf,) in s.execute(
+                    select(TraceRow.leaf).where(and_(TraceRow.seq >= first, TraceRow.seq < first + max_size))
+                    .order_by(TraceRow.seq)
+                )
+            ]
+            if not leaves:
+                return None
+            levels = merkle.build_levels(leaves)
+            root = levels[-1][0]
+            batch = Batch(
+                id=(prev.id + 1) if prev else 0, first_seq=first, last_seq=first + len(leaves) - 1, root=root,
+                previous_root=prev.root if prev else ZERO_ROOT, state="prepared", created_at=utcnow(), attempts=0,
+            )
+            s.add(batch)
+            s.flush()
+            s.execute(
+                update(TraceRow),
+                [
+                    {"seq": first + i, "batch_id": batch.id, "proof": merkle.pack_proof(merkle.proof_from_levels(levels, i))}
+                    for i in range(len(leaves))
+                ],
+            )
+            return BatchInfo.of(batch)
+
+    def mark_signed(self, batch_id: int, nonce: int, tx_hash: str, raw_tx: bytes) -> None:
+        with Session(self.engine) as s, s.begin():
+            b = s.get(Batch, batch_id)
+            b.state, b.nonce, b.tx_hash, b.raw_tx = "signed", nonce, tx_hash, raw_tx
+            b.attempts = (b.attempts or 0) + 1
+
+    def mark_anchored(self, batch_id: int, tx_hash: str, block_number: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            b = s.get(Batch, batch_id)
+            b.state, b.tx_hash, b.block_number, b.anchored_at = "anchored", tx_hash, block_number, utcnow()
+            b.raw_tx = None
+
+    def mark_error(self, batch_id: int, error: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            b = s.get(Batch, batch_id)
+            if b is not None:
+                b.last_error = error[:2000]
+
+    def anchored_batch_count(self) -> int:
+        with Session(self.engine) as s:
+            return s.execute(select(func.count()).select_from(Batch).where(Batch.state == "anchored")).scalar_one()
+
+    # --- queries (auditors) ----------------------------------------------------
+    def query(
+        self,
+        *,
+        user: str | None = None,
+        dataset: str | None = None,
+        action: str | None = None,
+        caller: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Traces matching every given filter, in sequence order after ``after_seq``."""
+        q = select(TraceRow, Batch).join(Batch, TraceRow.batch_id == Batch.id, isouter=True)
+        if dataset is not None:
+            q = q.join(TraceDataset, and_(TraceDataset.seq == TraceRow.seq, TraceDataset.dataset_id == dataset))
+            seq_col = TraceDataset.seq  # drives the (dataset_id, seq) primary-key index
+        else:
+            seq_col = TraceRow.seq
+        if user is not None:
+            q = q.where(TraceRow.user == user)
+        if action is not None:
+            q = q.where(TraceRow.action == action)
+        if caller is not None:
+            q = q.where(TraceRow.caller == caller)
+        if since is not None:
+            q = q.where(TraceRow.time >= since)
+        if until is not None:
+            q = q.where(TraceRow.time < until)
+        q = q.where(seq_col > after_seq).order_by(seq_col).limit(limit)
+        with Session(self.engine) as s:
+            return [record(t, b) for t, b in s.execute(q)]
+
+    def get(self, trace_id: str) -> dict[str, Any] | None:
+        with Session(self.engine) as s:
+            row = s.execute(
+                select(TraceRow, Batch).join(Batch, TraceRow.batch_id == Batch.id, isouter=True).where(TraceRow.id == trace_id)
+            ).first()
+            return record(*row) if row else None
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if t else None
+
+
+def record(t: TraceRow, b: Batch | None) -> dict[str, Any]:
+    """A trace as auditors and the verifier see it: the trace, its seq, proof and anchor."""
+    anchor = None
+    if b is not None and b.state == "anchored":
+        anchor = {
+            "batch": b.id,
+            "first_seq": b.first_seq,
+            "last_seq": b.last_seq,
+            "root": "0x" + b.root.hex(),
+            "previous_root": "0x" + b.previous_root.hex(),
+            "tx_hash": b.tx_hash,
+            "block_number": b.block_number,
+            "anchored_at": _iso(b.anchored_at),
+        }
+    proof = None
+    if anchor is not None and t.proof is not None:
+        proof = ["0x" + h.hex() for h in merkle.unpack_proof(t.proof)]
+    return {
+        "seq": t.seq,
+        "trace": json.loads(t.canonical),
+        "leaf": "0x" + t.leaf.hex(),
+        "received_at": _iso(t.received_at),
+        "status": "anchored" if anchor else "pending",
+        "proof": proof,
+        "anchor": anchor,
+    }
