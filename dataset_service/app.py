@@ -27,7 +27,7 @@ ROUTERS: list[str] = [
     "dataset_service.api.catalogue:router",
     "dataset_service.api.datasets:router",
     "dataset_service.api.admin:router",
-    # governance (issue 4): "dataset_service.governance.api:router",
+    "dataset_service.governance.api:router",
 ]
 
 

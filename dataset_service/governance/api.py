@@ -1,0 +1,291 @@
+"""REST API of access governance: requests, votes, grants, access history, and
+the hub-facing session endpoints of docs/CONTRACTS.md §3.
+
+Who may call what (admins pass every role check, never a service check):
+
+| endpoint | callers |
+|---|---|
+| POST /api/access-requests | researchers (for one of their projects) |
+| GET /api/access-requests[/{id}] | dac, auditors: all; researchers: their own and their projects' |
+| POST /api/access-requests/{id}/votes, /changes | dac (not on their own projects' requests) |
+| POST /api/access-requests/{id}/resubmit, /withdraw | the requester |
+| GET /api/grants | dac, auditors, data-managers: all; researchers: their projects' |
+| POST /api/grants/{id}/revoke | dac |
+| GET /api/datasets/{id}/access-history | dac, data-managers, auditors |
+| GET /api/users/{name}/usable-datasets | service insitu-hub, or the user themself |
+| POST /api/sessions, DELETE /api/sessions/{id}, GET /api/sessions/uncovered | service insitu-hub |
+| GET /api/sessions/{id} | service insitu-hub, the session's user, auditors |
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.identity import Identity, current_identity, require_roles
+
+from ..deps import get_session
+from ..models import Dataset
+from .deps import GOVERNANCE_ERRORS, get_governance, governance_settings, to_http
+from .models import AccessRequest, Grant, SessionDataset, WorkSession
+from .rules import RequestState
+from .service import Governance, aware
+from .settings import GovernanceSettings
+
+router = APIRouter(prefix="/api", tags=["access governance"])
+
+DAC = ("dac",)
+RESEARCHERS = ("researchers",)
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestIn(Body):
+    dataset_id: Id
+    project: str = Field(min_length=1, max_length=128)
+    purpose: str = Field(max_length=4000)
+    intended_use: str = Field("", max_length=4000)
+    duration_days: int = Field(ge=1, le=36500)
+
+
+class ResubmitIn(Body):
+    purpose: str = Field(max_length=4000)
+    intended_use: str = Field("", max_length=4000)
+    duration_days: int = Field(ge=1, le=36500)
+
+
+class VoteIn(Body):
+    decision: str = Field(pattern="^(approve|reject)$")
+    reason: str = Field("", max_length=4000)
+
+
+class ReasonIn(Body):
+    reason: str = Field(max_length=4000)
+
+
+class SessionIn(Body):
+    user: str = Field(min_length=1, max_length=255)
+    project: str = Field(min_length=1, max_length=128)
+    dataset_ids: list[Id] = Field(min_length=1, max_length=256)
+    profile: str = Field("", max_length=64)
+
+
+def _run(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except GOVERNANCE_ERRORS as e:
+        raise to_http(e)
+
+
+def request_view(req: AccessRequest, gov: Governance) -> dict:
+    return {
+        "id": req.id, "dataset_id": req.dataset_id, "project": req.project, "requester": req.requester,
+        "purpose": req.purpose, "intended_use": req.intended_use, "duration_days": req.duration_days,
+        "state": req.state.value, "round": req.round,
+        "created_at": aware(req.created_at).isoformat(), "updated_at": aware(req.updated_at).isoformat(),
+        "decided_at": aware(req.decided_at).isoformat() if req.decided_at else None,
+        "votes": [{"reviewer": v.reviewer, "decision": v.decision.value, "reason": v.reason, "round": v.round,
+                   "at": aware(v.at).isoformat()} for v in req.votes],
+        "events": [{"actor": e.actor, "action": e.action, "detail": e.detail, "at": aware(e.at).isoformat()}
+                   for e in req.events],
+        "grant_id": req.grant.id if req.grant else None,
+        "approvals_required": gov.policy.approvals_required,
+    }
+
+
+def grant_view(g: Grant, gov: Governance) -> dict:
+    return {
+        "id": g.id, "request_id": g.request_id, "project": g.project, "dataset_id": g.dataset_id,
+        "valid_from": aware(g.valid_from).isoformat(), "valid_until": aware(g.valid_until).isoformat(),
+        "granted_by": list(g.granted_by or []), "status": gov.grant_status(g),
+        "revoked_at": aware(g.revoked_at).isoformat() if g.revoked_at else None,
+        "revoked_by": g.revoked_by, "revoke_reason": g.revoke_reason,
+    }
+
+
+def can_see_request(who: Identity, req: AccessRequest) -> bool:
+    return (who.has_role("dac", "auditors") or req.requester == who.name
+            or (who.has_role("researchers") and req.project in who.projects))
+
+
+# --- requests ----------------------------------------------------------------
+@router.post("/access-requests", status_code=201)
+def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
+                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    req = _run(gov.submit, s, requester=who.name, requester_projects=who.projects, dataset_id=body.dataset_id,
+               project=body.project, purpose=body.purpose, intended_use=body.intended_use,
+               duration_days=body.duration_days)
+    return request_view(req, gov)
+
+
+@router.get("/access-requests")
+def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
+                  s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                  state: str | None = None, dataset_id: str | None = None, project: str | None = None,
+                  mine: bool = False, limit: int = Query(200, ge=1, le=1000)):
+    q = select(AccessRequest).order_by(AccessRequest.id.desc()).limit(limit)
+    if state:
+        try:
+            q = q.where(AccessRequest.state == RequestState(state))
+        except ValueError:
+            raise HTTPException(422, f"unknown state {state!r}")
+    if dataset_id:
+        q = q.where(AccessRequest.dataset_id == dataset_id)
+    if project:
+        q = q.where(AccessRequest.project == project)
+    if mine or not who.has_role("dac", "auditors"):
+        if mine:
+            q = q.where(AccessRequest.requester == who.name)
+        else:
+            q = q.where((AccessRequest.requester == who.name) | AccessRequest.project.in_(sorted(who.projects)))
+    _run(gov.expire_stale_requests, s)
+    return [request_view(r, gov) for r in s.scalars(q)]
+
+
+@router.get("/access-requests/{request_id}")
+def get_request(request_id: int, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+                gov: Governance = Depends(get_governance)):
+    req = s.get(AccessRequest, request_id)
+    if req is None:
+        raise HTTPException(404, "no such access request")
+    if not can_see_request(who, req):
+        raise HTTPException(403, "not your request")
+    return request_view(req, gov)
+
+
+@router.post("/access-requests/{request_id}/votes")
+def vote(request_id: int, body: VoteIn, who: Identity = Depends(require_roles(*DAC)),
+         s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    req = _run(gov.vote, s, request_id, reviewer=who.name, reviewer_projects=who.projects, decision=body.decision,
+               reason=body.reason)
+    return request_view(req, gov)
+
+
+@router.post("/access-requests/{request_id}/changes")
+def ask_for_changes(request_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
+                    s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    req = _run(gov.request_changes, s, request_id, reviewer=who.name, reviewer_projects=who.projects,
+               reason=body.reason)
+    return request_view(req, gov)
+
+
+@router.post("/access-requests/{request_id}/resubmit")
+def resubmit(request_id: int, body: ResubmitIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
+             s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    req = _run(gov.resubmit, s, request_id, actor=who.name, purpose=body.purpose, intended_use=body.intended_use,
+               duration_days=body.duration_days)
+    return request_view(req, gov)
+
+
+@router.post("/access-requests/{request_id}/withdraw")
+def withdraw(request_id: int, who: Identity = Depends(require_roles(*RESEARCHERS)),
+             s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    req = _run(gov.withdraw, s, request_id, actor=who.name)
+    return request_view(req, gov)
+
+
+# --- grants ------------------------------------------------------------------
+@router.get("/grants")
+def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "auditors", "data-managers")),
+                s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                project: str | None = None, dataset_id: str | None = None, active: bool = False):
+    q = select(Grant).order_by(Grant.id.desc())
+    if project:
+        q = q.where(Grant.project == project)
+    if dataset_id:
+        q = q.where(Grant.dataset_id == dataset_id)
+    if not who.has_role("dac", "auditors", "data-managers"):
+        q = q.where(Grant.project.in_(sorted(who.projects)))
+    out = [grant_view(g, gov) for g in s.scalars(q)]
+    return [g for g in out if g["status"] == "active"] if active else out
+
+
+@router.post("/grants/{grant_id}/revoke")
+def revoke(grant_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
+           s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    g = _run(gov.revoke, s, grant_id, actor=who.name, reason=body.reason)
+    return grant_view(g, gov)
+
+
+@router.get("/datasets/{dataset_id}/access-history")
+def access_history(dataset_id: str, who: Identity = Depends(require_roles("dac", "data-managers", "auditors")),
+                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+    if s.get(Dataset, dataset_id) is None:
+        raise HTTPException(404, "no such dataset")
+    return history(s, gov, dataset_id)
+
+
+def history(s: Session, gov: Governance, dataset_id: str) -> dict:
+    sessions = s.execute(
+        select(WorkSession, SessionDataset).join(SessionDataset, SessionDataset.session_id == WorkSession.id)
+        .where(SessionDataset.dataset_id == dataset_id).order_by(WorkSession.opened_at.desc())).all()
+    return {
+        "dataset_id": dataset_id,
+        "sessions": [{"session_id": ws.id, "user": ws.user, "project": ws.project, "profile": ws.profile,
+                      "opened_at": aware(ws.opened_at).isoformat(),
+                      "closed_at": aware(ws.closed_at).isoformat() if ws.closed_at else None,
+                      "grant_id": sd.grant_id} for ws, sd in sessions],
+        "grants": [grant_view(g, gov) for g in
+                   s.scalars(select(Grant).where(Grant.dataset_id == dataset_id).order_by(Grant.id.desc()))],
+        "requests": [{"id": r.id, "project": r.project, "requester": r.requester, "state": r.state.value,
+                      "created_at": aware(r.created_at).isoformat()} for r in
+                     s.scalars(select(AccessRequest).where(AccessRequest.dataset_id == dataset_id)
+                               .order_by(AccessRequest.id.desc()))],
+    }
+
+
+# --- the hub-facing API (docs/CONTRACTS.md §3) --------------------------------
+def _hub_service(gs: GovernanceSettings = Depends(governance_settings),
+                 who: Identity = Depends(current_identity)) -> Identity:
+    if not (who.is_service and who.name == gs.hub_service_name):
+        raise HTTPException(403, f"only the platform service {gs.hub_service_name} may call this")
+    return who
+
+
+@router.get("/users/{name}/usable-datasets")
+def usable_datasets(name: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+                    gov: Governance = Depends(get_governance),
+                    gs: GovernanceSettings = Depends(governance_settings)):
+    if not ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == name)):
+        raise HTTPException(403, "only the hub or the user themself may list a user's usable datasets")
+    return _run(gov.usable_datasets, s, name)
+
+
+@router.post("/sessions", status_code=201)
+def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+                 gov: Governance = Depends(get_governance)):
+    ws = _run(gov.open_session, s, user=body.user, project=body.project, dataset_ids=list(body.dataset_ids),
+              profile=body.profile, opened_by=who.name)
+    return gov.session_view(ws, s)
+
+
+@router.get("/sessions/uncovered")
+def uncovered(who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+              gov: Governance = Depends(get_governance)):
+    return gov.uncovered_sessions(s)
+
+
+@router.get("/sessions/{session_id}")
+def get_work_session(session_id: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+                     gov: Governance = Depends(get_governance), gs: GovernanceSettings = Depends(governance_settings)):
+    ws = s.get(WorkSession, session_id)
+    if ws is None:
+        raise HTTPException(404, "no such session")
+    allowed = ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == ws.user)
+               or who.has_role("auditors"))
+    if not allowed:
+        raise HTTPException(403, "not your session")
+    return gov.session_view(ws, s)
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+def close_session(session_id: str, who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+                  gov: Governance = Depends(get_governance)):
+    _run(gov.close_session, s, session_id, actor=who.name)
+    return Response(status_code=204)

@@ -1,0 +1,398 @@
+"""Governance operations on the database: the rules of ``rules.py`` applied to
+records, each step traced before it is committed.
+
+Every method takes the caller's SQLAlchemy session (the caller commits) and
+raises :class:`~.rules.RuleViolation` (a 4xx, nothing changed),
+:class:`~.tracing.TraceFailed` or ``HubUnavailable`` (a 503, nothing changed:
+the caller's transaction rolls back).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracer.schema import Action
+
+from ..models import Dataset
+from . import rules
+from .directory import HubDirectory
+from .models import AccessRequest, Grant, RequestEvent, SessionDataset, Vote, WorkSession
+from .rules import Decision, Policy, RequestState, RuleViolation, VoteRecord
+from .tracing import Tracing
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def aware(t: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Refusal:
+    dataset_id: str
+    reason: str
+
+
+class SessionRefusedError(Exception):
+    def __init__(self, reason: str, refused: list[Refusal]):
+        super().__init__(reason)
+        self.reason = reason
+        self.refused = refused
+
+    def detail(self) -> dict:
+        return {"reason": self.reason, "refused": [{"dataset_id": r.dataset_id, "reason": r.reason}
+                                                   for r in self.refused]}
+
+
+@dataclass
+class Governance:
+    policy: Policy
+    tracing: Tracing
+    directory: HubDirectory
+    datasets_dir: Path
+    lake_dir: Path
+    lake_mount_path: str
+    clock: Callable[[], dt.datetime] = field(default=utcnow)
+
+    # --- helpers ------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @staticmethod
+    def _event(req: AccessRequest, actor: str, action: str, detail: str = "", at: dt.datetime | None = None):
+        req.events.append(RequestEvent(actor=actor, action=action, detail=detail, at=at or utcnow()))
+
+    def _load_request(self, s: Session, request_id: int, *, lock: bool = True) -> AccessRequest:
+        q = select(AccessRequest).where(AccessRequest.id == request_id)
+        if lock:
+            q = q.with_for_update()
+        req = s.scalars(q).first()
+        if req is None:
+            raise RuleViolation("no such access request", 404)
+        return req
+
+    def grant_status(self, grant: Grant, dataset_state: str | None = None) -> str:
+        state = dataset_state
+        if state is None:
+            state = grant_dataset_state(grant)
+        return rules.grant_status(valid_from=aware(grant.valid_from), valid_until=aware(grant.valid_until),
+                                  revoked_at=grant.revoked_at, dataset_state=state, now=self.now())
+
+    # --- requests -----------------------------------------------------------
+    def submit(self, s: Session, *, requester: str, requester_projects: Iterable[str], dataset_id: str,
+               project: str, purpose: str, intended_use: str, duration_days: int) -> AccessRequest:
+        ds = s.get(Dataset, dataset_id)
+        rules.check_can_request(requester_projects=requester_projects, project=project,
+                                dataset_state=_state(ds) if ds else None)
+        purpose = rules.check_text("a purpose", purpose, self.policy)
+        intended_use = rules.check_text("the intended use", intended_use, self.policy, required=False)
+        duration_days = rules.check_duration(duration_days, self.policy)
+        pending = s.scalars(select(AccessRequest).where(
+            AccessRequest.dataset_id == dataset_id, AccessRequest.project == project,
+            AccessRequest.state.in_(list(rules.PENDING)))).first()
+        if pending is not None:
+            raise RuleViolation(f"project {project!r} already has a pending request (#{pending.id}) for this dataset")
+        now = self.now()
+        req = AccessRequest(dataset_id=dataset_id, project=project, requester=requester, purpose=purpose,
+                            intended_use=intended_use, duration_days=duration_days, state=RequestState.submitted,
+                            round=1, created_at=now, updated_at=now)
+        s.add(req)
+        self._event(req, requester, "submitted", f"for {duration_days} days", now)
+        s.flush()
+        self.tracing.send(Action.REQUEST_ACCESS, user=requester, key=f"request:{req.id}:1",
+                          dataset_ids=[dataset_id], digests={dataset_id: ds.merkle_root or ""},
+                          details={"request_id": req.id, "project": project, "duration_days": duration_days,
+                                   "round": 1})
+        return req
+
+    def vote(self, s: Session, request_id: int, *, reviewer: str, reviewer_projects: Iterable[str],
+             decision: Decision | str, reason: str = "") -> AccessRequest:
+        req = self._load_request(s, request_id)
+        self._expire_if_stale(s, req)
+        try:
+            decision = Decision(decision)
+        except ValueError:
+            raise RuleViolation("decision must be 'approve' or 'reject'", 422)
+        rules.check_vote(state=req.state, round=req.round, reviewer=reviewer, reviewer_projects=reviewer_projects,
+                         requester=req.requester, project=req.project,
+                         votes=[VoteRecord(v.reviewer, v.decision, v.round) for v in req.votes])
+        if decision == Decision.reject:
+            reason = rules.check_text("a reason", reason, self.policy)
+        else:
+            reason = rules.check_text("a comment", reason, self.policy, required=False)
+        now = self.now()
+        req.votes.append(Vote(round=req.round, reviewer=reviewer, decision=decision, reason=reason, at=now))
+        self._event(req, reviewer, decision.value + "d", reason, now)
+        req.updated_at = now
+        outcome = rules.tally([VoteRecord(v.reviewer, v.decision, v.round) for v in req.votes], req.round,
+                              self.policy)
+        s.flush()
+        if outcome == RequestState.approved:
+            self._approve(s, req, now)
+        elif outcome == RequestState.rejected:
+            req.state = RequestState.rejected
+            req.decided_at = now
+            self._event(req, "committee", "rejected", "", now)
+            self.tracing.send(Action.REJECT_ACCESS, user=req.requester, key=f"request:{req.id}",
+                              dataset_ids=[req.dataset_id],
+                              details={"request_id": req.id, "project": req.project, "round": req.round,
+                                       "reviewers": [self.tracing.pseudonym(v.reviewer) for v in req.votes
+                                                     if v.round == req.round and v.decision == Decision.reject]})
+        return req
+
+    def _approve(self, s: Session, req: AccessRequest, now: dt.datetime) -> Grant:
+        ds = s.get(Dataset, req.dataset_id)
+        if ds is None or _state(ds) not in rules.REQUESTABLE_DATASET_STATES:
+            raise RuleViolation("the dataset is no longer released: the request cannot be approved", 409)
+        valid_from, valid_until = rules.grant_window(now, req.duration_days)
+        approvers = [v.reviewer for v in req.votes if v.round == req.round and v.decision == Decision.approve]
+        grant = Grant(request_id=req.id, project=req.project, dataset_id=req.dataset_id, valid_from=valid_from,
+                      valid_until=valid_until, granted_by=approvers)
+        s.add(grant)
+        req.state = RequestState.approved
+        req.decided_at = now
+        self._event(req, "committee", "approved", f"grant until {valid_until:%Y-%m-%d}", now)
+        s.flush()
+        self.tracing.send(Action.GRANT_ACCESS, user=req.requester, key=f"grant:{grant.id}",
+                          dataset_ids=[req.dataset_id], digests={req.dataset_id: ds.merkle_root or ""},
+                          details={"request_id": req.id, "grant_id": grant.id, "project": req.project,
+                                   "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
+                                   "reviewers": [self.tracing.pseudonym(a) for a in approvers]})
+        return grant
+
+    def request_changes(self, s: Session, request_id: int, *, reviewer: str, reviewer_projects: Iterable[str],
+                        reason: str) -> AccessRequest:
+        req = self._load_request(s, request_id)
+        self._expire_if_stale(s, req)
+        rules.check_reviewable(req.state)
+        rules.check_reviewer(reviewer=reviewer, reviewer_projects=reviewer_projects, requester=req.requester,
+                             project=req.project)
+        reason = rules.check_text("a reason", reason, self.policy)
+        now = self.now()
+        req.state = rules.check_request_changes(req.state)
+        req.updated_at = now
+        self._event(req, reviewer, "changes-requested", reason, now)
+        return req
+
+    def resubmit(self, s: Session, request_id: int, *, actor: str, purpose: str, intended_use: str,
+                 duration_days: int) -> AccessRequest:
+        req = self._load_request(s, request_id)
+        self._expire_if_stale(s, req)
+        new_state = rules.check_resubmit(req.state, actor=actor, requester=req.requester)
+        purpose = rules.check_text("a purpose", purpose, self.policy)
+        intended_use = rules.check_text("the intended use", intended_use, self.policy, required=False)
+        duration_days = rules.check_duration(duration_days, self.policy)
+        ds = s.get(Dataset, req.dataset_id)
+        if ds is None or _state(ds) not in rules.REQUESTABLE_DATASET_STATES:
+            raise RuleViolation("the dataset is no longer released: the request cannot be resubmitted", 409)
+        now = self.now()
+        req.purpose, req.intended_use, req.duration_days = purpose, intended_use, duration_days
+        req.state = new_state
+        req.round += 1
+        req.updated_at = now
+        self._event(req, actor, "resubmitted", f"round {req.round}, for {duration_days} days", now)
+        s.flush()
+        self.tracing.send(Action.REQUEST_ACCESS, user=actor, key=f"request:{req.id}:{req.round}",
+                          dataset_ids=[req.dataset_id], digests={req.dataset_id: ds.merkle_root or ""},
+                          details={"request_id": req.id, "project": req.project, "duration_days": duration_days,
+                                   "round": req.round})
+        return req
+
+    def withdraw(self, s: Session, request_id: int, *, actor: str) -> AccessRequest:
+        req = self._load_request(s, request_id)
+        self._expire_if_stale(s, req)
+        req.state = rules.check_withdraw(req.state, actor=actor, requester=req.requester)
+        now = self.now()
+        req.decided_at = req.updated_at = now
+        self._event(req, actor, "withdrawn", "", now)
+        return req
+
+    def _expire_if_stale(self, s: Session, req: AccessRequest) -> None:
+        if rules.is_stale(req.state, aware(req.updated_at), self.now(), self.policy):
+            req.state = RequestState.expired
+            req.decided_at = self.now()
+            self._event(req, "system", "expired", f"no decision in {self.policy.request_ttl_days} days")
+
+    def expire_stale_requests(self, s: Session) -> int:
+        n = 0
+        cutoff = self.now() - dt.timedelta(days=self.policy.request_ttl_days)
+        for req in s.scalars(select(AccessRequest).where(AccessRequest.state.in_(list(rules.PENDING)),
+                                                         AccessRequest.updated_at <= cutoff)):
+            self._expire_if_stale(s, req)
+            n += 1
+        return n
+
+    # --- grants -------------------------------------------------------------
+    def revoke(self, s: Session, grant_id: int, *, actor: str, reason: str) -> Grant:
+        grant = s.scalars(select(Grant).where(Grant.id == grant_id).with_for_update()).first()
+        if grant is None:
+            raise RuleViolation("no such grant", 404)
+        reason = rules.check_revoke(revoked_at=grant.revoked_at, reason=reason, policy=self.policy)
+        now = self.now()
+        grant.revoked_at, grant.revoked_by, grant.revoke_reason = now, actor, reason
+        s.flush()
+        self.tracing.send(Action.REVOKE_ACCESS, user=actor, key=f"grant:{grant.id}", dataset_ids=[grant.dataset_id],
+                          details={"grant_id": grant.id, "project": grant.project,
+                                   "request_id": grant.request_id})
+        return grant
+
+    def grants_in_force(self, s: Session, *, projects: Iterable[str] | None = None,
+                        dataset_ids: Iterable[str] | None = None) -> list[tuple[Grant, Dataset]]:
+        now = self.now()
+        q = (select(Grant, Dataset).join(Dataset, Dataset.id == Grant.dataset_id)
+             .where(Grant.revoked_at.is_(None), Grant.valid_from <= now, Grant.valid_until > now,
+                    Dataset.state.in_(sorted(rules.REQUESTABLE_DATASET_STATES)))
+             .order_by(Grant.dataset_id, Grant.valid_until.desc()))
+        if projects is not None:
+            q = q.where(Grant.project.in_(list(projects)))
+        if dataset_ids is not None:
+            q = q.where(Grant.dataset_id.in_(list(dataset_ids)))
+        return [(g, d) for g, d in s.execute(q).all() if self.grant_status(g, _state(d)) == "active"]
+
+    def usable_datasets(self, s: Session, user: str) -> list[dict]:
+        projects = self.directory.projects_of(user)
+        if not projects:
+            return []
+        rows = []
+        for g, d in self.grants_in_force(s, projects=projects):
+            rows.append({"dataset_id": d.id, "name": d.name, "version": d.version, "project": g.project,
+                         "gid": d.gid, "manifest_root": d.merkle_root or "",
+                         "expires_at": aware(g.valid_until).isoformat()})
+        # one row per (project, dataset): the grant that lasts longest
+        seen, out = set(), []
+        for r in rows:
+            k = (r["project"], r["dataset_id"])
+            if k not in seen:
+                seen.add(k)
+                out.append(r)
+        return out
+
+    # --- sessions -----------------------------------------------------------
+    def open_session(self, s: Session, *, user: str, project: str, dataset_ids: list[str], profile: str,
+                     opened_by: str) -> WorkSession:
+        if not dataset_ids:
+            raise RuleViolation("at least one dataset id is required", 422)
+        if len(set(dataset_ids)) != len(dataset_ids):
+            raise RuleViolation("a dataset id is listed twice", 422)
+        groups = self.directory.groups_of(user)
+        if groups is None:
+            raise SessionRefusedError(f"the hub does not know the user {user!r}",
+                                      [Refusal(d, "unknown user") for d in dataset_ids])
+        if f"project-{project}" not in groups:
+            raise SessionRefusedError(f"{user!r} is not a member of project {project!r}",
+                                      [Refusal(d, "user not in project") for d in dataset_ids])
+        refused: list[Refusal] = []
+        chosen: dict[str, tuple[Grant, Dataset]] = {}
+        in_force = {}
+        for g, d in self.grants_in_force(s, projects=[project], dataset_ids=dataset_ids):
+            in_force.setdefault(d.id, (g, d))
+        for ds_id in dataset_ids:
+            if ds_id in in_force:
+                chosen[ds_id] = in_force[ds_id]
+                continue
+            refused.append(Refusal(ds_id, self._why_not_covered(s, ds_id, project)))
+        if refused:
+            raise SessionRefusedError("not every dataset is covered by a grant in force", refused)
+        sid = str(uuid.uuid4())
+        session = WorkSession(id=sid, user=user, project=project, profile=profile or "", opened_at=self.now())
+        for ds_id in dataset_ids:
+            g, d = chosen[ds_id]
+            session.datasets.append(SessionDataset(dataset_id=ds_id, grant_id=g.id, manifest_root=d.merkle_root or ""))
+        s.add(session)
+        s.flush()
+        self.tracing.send(Action.USE_DATASETS, user=user, key=f"session:{sid}", dataset_ids=dataset_ids,
+                          digests={ds_id: chosen[ds_id][1].merkle_root or "" for ds_id in dataset_ids},
+                          details={"session_id": sid, "project": project, "profile": profile or "",
+                                   "grant_ids": [chosen[d][0].id for d in dataset_ids]})
+        return session
+
+    def _why_not_covered(self, s: Session, dataset_id: str, project: str) -> str:
+        d = s.get(Dataset, dataset_id)
+        if d is None:
+            return "no such dataset"
+        state = _state(d)
+        if state not in rules.REQUESTABLE_DATASET_STATES:
+            return f"the dataset is {state}"
+        grants = s.scalars(select(Grant).where(Grant.dataset_id == dataset_id, Grant.project == project)
+                           .order_by(Grant.valid_until.desc())).all()
+        if not grants:
+            return f"project {project!r} holds no grant for this dataset"
+        statuses = [self.grant_status(g, state) for g in grants]
+        if "revoked" in statuses and "expired" not in statuses:
+            return "the grant was revoked"
+        if "expired" in statuses:
+            return "the grant has expired"
+        return f"the grant is {statuses[0]}"
+
+    def session_view(self, session: WorkSession, s: Session) -> dict:
+        out = {"session_id": session.id, "user": session.user, "project": session.project,
+               "profile": session.profile, "lake_dir": str(self.lake_dir), "lake_mount_path": self.lake_mount_path,
+               "opened_at": aware(session.opened_at).isoformat(),
+               "closed_at": aware(session.closed_at).isoformat() if session.closed_at else None,
+               "open": session.closed_at is None, "datasets": []}
+        for sd in session.datasets:
+            d = s.get(Dataset, sd.dataset_id)
+            out["datasets"].append({"dataset_id": sd.dataset_id, "gid": d.gid if d else None,
+                                    "path": str(self.datasets_dir / sd.dataset_id),
+                                    "manifest_root": sd.manifest_root, "grant_id": sd.grant_id})
+        return out
+
+    def close_session(self, s: Session, session_id: str, *, actor: str) -> WorkSession:
+        session = s.scalars(select(WorkSession).where(WorkSession.id == session_id).with_for_update()).first()
+        if session is None:
+            raise RuleViolation("no such session", 404)
+        if session.closed_at is not None:
+            return session
+        session.closed_at = self.now()
+        session.closed_by = actor
+        s.flush()
+        self.tracing.send(Action.END_SESSION, user=session.user, key=f"session:{session.id}",
+                          dataset_ids=[d.dataset_id for d in session.datasets],
+                          details={"session_id": session.id, "project": session.project})
+        return session
+
+    def uncovered_sessions(self, s: Session) -> list[dict]:
+        out = []
+        for session in s.scalars(select(WorkSession).where(WorkSession.closed_at.is_(None))
+                                 .order_by(WorkSession.opened_at)):
+            reasons = []
+            for sd in session.datasets:
+                status = self.grant_status(sd.grant)
+                if status != "active":
+                    # another grant of the same project may still cover the dataset
+                    if self.grants_in_force(s, projects=[session.project], dataset_ids=[sd.dataset_id]):
+                        continue
+                    reasons.append(f"{sd.dataset_id}: {_status_words(status)}")
+            if reasons:
+                out.append({"session_id": session.id, "user": session.user, "project": session.project,
+                            "dataset_ids": [d.dataset_id for d in session.datasets], "reason": "; ".join(reasons)})
+        return out
+
+
+def _state(d: Dataset) -> str:
+    st = d.state
+    return st.value if hasattr(st, "value") else str(st)
+
+
+def grant_dataset_state(grant: Grant) -> str:
+    from sqlalchemy.orm import object_session
+
+    s = object_session(grant)
+    d = s.get(Dataset, grant.dataset_id) if s is not None else None
+    return _state(d) if d is not None else "missing"
+
+
+def _status_words(status: str) -> str:
+    return {"revoked": "grant revoked", "expired": "grant expired",
+            "not-yet-valid": "grant not yet valid"}.get(status, status.replace("dataset-", "dataset "))
