@@ -346,6 +346,7 @@ def build_plan(
         "INSITU_PROFILE": prof.name,
         "INSITU_DATASETS": ",".join(chosen),
         "INSITU_DATASETS_DIR": settings.datasets_mount_root,
+        "INSITU_DATASETS_MOUNT": settings.datasets_mount_root,
         "INSITU_LAKE": settings.lake_mount_path,
     }
     if session_id:

@@ -22,7 +22,7 @@ PACKAGES=(jupyter_server jupyterlab ipykernel pydicom numpy "torch==2.13.0" mona
 key=$( (cat "$0" requirements.lock; printf '%s\n' "${PACKAGES[@]}") | sha256sum | cut -c1-16)
 check() {
   [ -x "$ENV/bin/jupyterhub-singleuser" ] &&
-  "$ENV/bin/python" -c 'import jupyter_server, jupyterlab, ipykernel, pydicom, numpy, torch, monai, matplotlib, jupyterhub' >/dev/null 2>&1
+  "$ENV/bin/python" -c 'import sys, importlib.util as u; sys.exit(any(u.find_spec(m) is None for m in "jupyter_server jupyterlab ipykernel pydicom numpy torch monai matplotlib jupyterhub".split()))' >/dev/null 2>&1
 }
 if [ -f "$STAMPS/workspace-env" ] && [ "$(cat "$STAMPS/workspace-env")" = "$key" ] && check; then
   exit 0

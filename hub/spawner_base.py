@@ -1,0 +1,274 @@
+"""What both workspace spawners share: the options form, the dataset session
+and the workspace plan built from the dataset service's answer.
+
+Used by the local sandbox spawner (``hub/sandbox.py``) and by the KubeSpawner
+subclass (``hub/kube.py``)::
+
+    class MySpawner(DatasetSessionMixin, Spawner):
+        async def start(self):
+            plan = await self.open_dataset_session()   # fail closed
+            ... render ``plan`` ...
+
+        async def stop(self, now=False):
+            ...
+            await self.close_dataset_session()
+
+Invariants
+- The form only offers datasets the dataset service lists as usable by the
+  user, and only profiles in ``offered_profiles``.
+- The plan is rebuilt from the service's session answer, never from the form:
+  a form naming a dataset the user may not use is refused by the service
+  (403), and an answer that does not match the request (other user, other
+  project, other datasets) is refused here.
+- Every failure on that path raises :class:`WorkspaceRefused` with a message
+  for the user; no workspace starts without an open session.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable, Mapping
+
+from traitlets import Bool, Dict, HasTraits, Integer, List, Unicode, default
+
+from dataset_service.client import (
+    DatasetServiceClient,
+    DatasetServiceError,
+    DatasetServiceRejected,
+    DatasetServiceUnavailable,
+    SessionRefused,
+)
+from hub.plan import DEFAULT_PROFILES, PlanError, PlanSettings, WorkspacePlan, plan_from_session
+
+PROJECT_GROUP_PREFIX = "project-"
+
+
+class WorkspaceRefused(Exception):
+    """The workspace may not start; ``str(e)`` is shown to the user."""
+
+
+# --------------------------------------------------------------------------
+# pure helpers
+# --------------------------------------------------------------------------
+
+
+def parse_form(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Form fields (as JupyterHub passes them: name → list of str) → user_options.
+
+    Field names: ``profile`` (one), ``project`` (one), ``dataset`` (many)."""
+
+    def one(name: str) -> str:
+        vals = [v for v in formdata.get(name, []) if v]
+        if len(vals) != 1:
+            raise WorkspaceRefused(f"choose exactly one {name}")
+        return str(vals[0]).strip()
+
+    datasets = [str(v).strip() for v in formdata.get("dataset", []) if str(v).strip()]
+    return {"profile": one("profile"), "project": one("project"), "dataset_ids": datasets}
+
+
+def validate_user_options(options: Mapping[str, Any], offered_profiles: Iterable[str]) -> dict[str, Any]:
+    """Check the shape of user_options (from the form or the REST API)."""
+    if not isinstance(options, Mapping):
+        raise WorkspaceRefused("options must be an object")
+    profile = options.get("profile")
+    project = options.get("project")
+    ids = options.get("dataset_ids", [])
+    if not isinstance(profile, str) or profile not in set(offered_profiles):
+        raise WorkspaceRefused(f"profile {profile!r} is not offered here")
+    if not isinstance(project, str) or not project:
+        raise WorkspaceRefused("a project is required")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise WorkspaceRefused("dataset_ids must be a list of dataset ids")
+    if len(set(ids)) != len(ids):
+        raise WorkspaceRefused("a dataset is chosen twice")
+    return {"profile": profile, "project": project, "dataset_ids": list(ids)}
+
+
+def check_session_answer(session: Mapping[str, Any], user: str, options: Mapping[str, Any]) -> None:
+    """The service's answer must be for exactly what was asked."""
+    want = sorted(options["dataset_ids"])
+    try:
+        got = sorted(str(d["dataset_id"]) for d in session["datasets"])
+    except (KeyError, TypeError) as e:
+        raise WorkspaceRefused(f"the dataset service answered a malformed session ({e})") from e
+    if session.get("user") != user or session.get("project") != options["project"] or got != want:
+        raise WorkspaceRefused("the dataset service answered a session for something else than was asked")
+
+
+def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, str]], projects: Iterable[str]) -> str:
+    """The options form: profiles, one project, and the datasets the user may use
+    (grouped by project). ``usable`` are rows of ``usable-datasets``."""
+    esc = html.escape
+    projects = sorted(set(projects) | {str(r.get("project")) for r in usable if r.get("project")})
+    parts = ['<div class="insitu-options">', "<fieldset><legend>Workspace</legend>"]
+    for i, (name, label) in enumerate(profiles):
+        checked = " checked" if i == 0 else ""
+        parts.append(
+            f'<label><input type="radio" name="profile" value="{esc(name)}"{checked}> {esc(label)}</label><br>'
+        )
+    parts.append("</fieldset><fieldset><legend>Project</legend>")
+    if not projects:
+        parts.append("<p>You are not a member of any project.</p>")
+    for i, p in enumerate(projects):
+        checked = " checked" if i == 0 else ""
+        parts.append(f'<label><input type="radio" name="project" value="{esc(p)}"{checked}> {esc(p)}</label><br>')
+    parts.append("</fieldset><fieldset><legend>Datasets</legend>")
+    if not usable:
+        parts.append("<p>No dataset is granted to your projects.</p>")
+    for r in sorted(usable, key=lambda r: (str(r.get("project")), str(r.get("name")), str(r.get("dataset_id")))):
+        did = esc(str(r["dataset_id"]))
+        label = esc(f"{r.get('name') or r['dataset_id']} v{r.get('version', '')}".strip())
+        proj = esc(str(r.get("project", "")))
+        exp = esc(str(r.get("expires_at") or ""))
+        parts.append(
+            f'<label data-project="{proj}"><input type="checkbox" name="dataset" value="{did}"> '
+            f"{label} <small>({did}, project {proj}{', until ' + exp if exp else ''})</small></label><br>"
+        )
+    parts.append("</fieldset></div>")
+    return "\n".join(parts)
+
+
+def user_projects(group_names: Iterable[str]) -> list[str]:
+    return sorted(g[len(PROJECT_GROUP_PREFIX):] for g in group_names if g.startswith(PROJECT_GROUP_PREFIX))
+
+
+# --------------------------------------------------------------------------
+# the mixin
+# --------------------------------------------------------------------------
+
+
+class DatasetSessionMixin(HasTraits):
+    """Options form + dataset session + workspace plan for a JupyterHub Spawner."""
+
+    dataset_service_url = Unicode(
+        "http://127.0.0.1:8101/services/dataset-service",
+        config=True,
+        help="Base URL of the dataset service API (the part before /api/...).",
+    )
+    dataset_service_token = Unicode(
+        "",
+        config=True,
+        help="Token the hub presents to the dataset service (the `insitu-hub` service token).",
+    )
+    dataset_service_timeout = Integer(10, config=True, help="Seconds to wait for the dataset service.")
+
+    offered_profiles = List(
+        Unicode(),
+        config=True,
+        help="Names of the workspace profiles offered in the options form (see hub.plan.DEFAULT_PROFILES).",
+    )
+
+    @default("offered_profiles")
+    def _default_offered_profiles(self):
+        return [p.name for p in DEFAULT_PROFILES]
+
+    lake_dir = Unicode("var/lake", config=True, help="The data lake folder on the host (the service's answer wins).")
+    lake_mount_path = Unicode("/mnt/datalake", config=True, help="Where workspaces see the lake.")
+    datasets_dir = Unicode("var/datasets", config=True, help="The dataset folders on the host.")
+    datasets_mount_root = Unicode("/mnt/datasets", config=True, help="Where workspaces see each dataset.")
+    home_root = Unicode("var/homes", config=True, help="Folder holding one home folder per user.")
+    home_mount_path = Unicode("/home/jovyan", config=True, help="Where the workspace sees its home.")
+    uid_min = Integer(200000, config=True, help="Lowest uid given to a workspace user.")
+    uid_max = Integer(299999, config=True, help="Highest uid given to a workspace user.")
+    uid_map = Dict(config=True, help="Explicit uids by user name (wins over the derived uid).")
+    primary_gid = Integer(100, config=True, help="Primary gid of every workspace process (never a dataset gid).")
+    min_dataset_gid = Integer(1000, config=True, help="Dataset gids below this are refused.")
+    allow_no_datasets = Bool(False, config=True, help="Allow a workspace without any dataset.")
+
+    # state of the current session (persisted by get_state/load_state of the spawner)
+    session_id = Unicode(None, allow_none=True)
+    plan_json = Unicode(None, allow_none=True)
+
+    # ------------------------------------------------------------------
+    def dataset_client(self) -> DatasetServiceClient:
+        return DatasetServiceClient(
+            self.dataset_service_url, self.dataset_service_token, timeout=self.dataset_service_timeout
+        )
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(
+            lake_dir=self.lake_dir,
+            lake_mount_path=self.lake_mount_path,
+            datasets_dir=self.datasets_dir,
+            datasets_mount_root=self.datasets_mount_root,
+            home_root=self.home_root,
+            home_mount_path=self.home_mount_path,
+            uid_min=self.uid_min,
+            uid_max=self.uid_max,
+            uid_map=self.uid_map,
+            primary_gid=self.primary_gid,
+            min_dataset_gid=self.min_dataset_gid,
+            allow_no_datasets=self.allow_no_datasets,
+        )
+
+    def _profiles(self) -> list[tuple[str, str]]:
+        names = {p.name: p.display_name for p in DEFAULT_PROFILES}
+        return [(n, names.get(n, n)) for n in self.offered_profiles]
+
+    def _group_names(self) -> list[str]:
+        user = getattr(self, "user", None)
+        return [g.name for g in getattr(user, "groups", []) or []]
+
+    # JupyterHub hooks -------------------------------------------------
+    async def insitu_options_form(self, spawner=None) -> str:
+        """Use as ``options_form`` (a callable): lists only usable datasets."""
+        try:
+            usable = await self.dataset_client().ausable_datasets(self.user.name)
+        except DatasetServiceError as e:
+            self.log.warning("dataset service unavailable for the options form: %s", e)
+            return "<p>The dataset service cannot be reached; no workspace can start now.</p>"
+        return render_form(usable, self._profiles(), user_projects(self._group_names()))
+
+    def options_from_form(self, formdata):
+        return parse_form(formdata)
+
+    # the session ------------------------------------------------------
+    async def open_dataset_session(self) -> WorkspacePlan:
+        """Open the session and return the plan built from the answer. Fail closed."""
+        options = validate_user_options(self.user_options or {}, self.offered_profiles)
+        client = self.dataset_client()
+        try:
+            session = await client.aopen_session(
+                self.user.name, options["project"], options["dataset_ids"], options["profile"]
+            )
+        except SessionRefused as e:
+            refused = ", ".join(f"{r.get('dataset_id')}: {r.get('reason')}" for r in e.refused)
+            raise WorkspaceRefused(f"access refused by the dataset service: {e.reason} {refused}".strip()) from e
+        except DatasetServiceRejected as e:
+            raise WorkspaceRefused(f"the dataset service refused the session ({e.status}): {e.detail}") from e
+        except DatasetServiceUnavailable as e:
+            raise WorkspaceRefused(f"the dataset service cannot be reached, no workspace starts: {e}") from e
+        except Exception as e:  # anything else: fail closed too
+            raise WorkspaceRefused(f"opening the dataset session failed: {e!r}") from e
+
+        sid = session.get("session_id")
+        try:
+            check_session_answer(session, self.user.name, options)
+            plan = plan_from_session(session, options["profile"], self.plan_settings())
+        except (WorkspaceRefused, PlanError) as e:
+            if sid:
+                await self._close_quietly(client, str(sid))
+            raise WorkspaceRefused(str(e)) from e
+        self.session_id = str(sid)
+        self.plan_json = plan.to_json()
+        return plan
+
+    async def _close_quietly(self, client: DatasetServiceClient, sid: str) -> None:
+        try:
+            await client.aclose_session(sid)
+        except Exception as e:  # noqa: BLE001 - logged; the reconciler closes it later
+            self.log.error("could not close dataset session %s: %s", sid, e)
+
+    async def close_dataset_session(self) -> None:
+        if self.session_id:
+            await self._close_quietly(self.dataset_client(), self.session_id)
+        self.session_id = None
+        self.plan_json = None
+
+    def session_state(self) -> dict:
+        return {"session_id": self.session_id, "plan": self.plan_json}
+
+    def load_session_state(self, state: Mapping[str, Any]) -> None:
+        self.session_id = state.get("session_id")
+        self.plan_json = state.get("plan")
