@@ -36,7 +36,7 @@ from tracer.db import make_engine, upgrade
 from tracer.intake import Intake
 from tracer.metrics import Metrics
 from tracer.schema import Action, Trace
-from tracer.settings import TracerSettings
+from tracer.settings import ROOT, TracerSettings
 from tracer.store import Conflict, TraceStore
 
 log = logging.getLogger("tracer")
@@ -68,7 +68,10 @@ async def _read_body(request: Request) -> bytes:
 
 
 def build_chain(settings: TracerSettings) -> Chain:
-    key = read_key(settings.key_file, settings.private_key)
+    key_file = settings.key_file
+    if key_file is None and not settings.private_key and (ROOT / "var" / "chain" / "tracer.key").exists():
+        key_file = ROOT / "var" / "chain" / "tracer.key"  # written by `python -m tracer dev-chain`
+    key = read_key(key_file, settings.private_key)
     return Chain(settings.chain_url, key, chain_id=settings.chain_id, gas_price=settings.gas_price,
                  gas_limit=settings.gas_limit, poa=settings.poa)
 

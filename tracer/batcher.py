@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +32,12 @@ from tracer.metrics import Metrics
 from tracer.store import ZERO_ROOT, BatchInfo, TraceStore
 
 log = logging.getLogger("tracer.batcher")
+
+
+def failpoint(name: str) -> None:
+    """Crash tests: ``TRACER_FAILPOINT=<name>`` kills this process with SIGKILL at that point."""
+    if os.environ.get("TRACER_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -127,6 +135,7 @@ class Batcher:
             batch = self.store.prepare_batch(self.config.batch_max)
             if batch is None:
                 return False
+            failpoint("after_prepare")
         self.settle(batch)
         return True
 
@@ -134,7 +143,9 @@ class Batcher:
         nonce = self.chain.nonce("pending")
         tx_hash, raw = self.chain.sign_anchor(batch.root, batch.first_seq, batch.last_seq, batch.previous_root, nonce)
         self.store.mark_signed(batch.id, nonce, tx_hash, raw)  # stored before it is broadcast
+        failpoint("after_sign")
         self.chain.send_raw(raw)
+        failpoint("after_send")
         if self.metrics:
             self.metrics.anchors_sent.inc()
         return tx_hash

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from tracer.batcher import failpoint
 from tracer.schema import Trace
 from tracer.store import Conflict, Stored, TraceStore
 
@@ -64,6 +65,7 @@ class Intake:
                     if not fut.done():
                         fut.set_exception(e)
                 continue
+            failpoint("after_intake_commit")
             for (_, fut), res in zip(group, results):
                 if not fut.done():
                     fut.set_result(res)

@@ -23,7 +23,9 @@ class TracerSettings(BaseSettings):
         description="address of the deployed TraceAnchor; when unset the tracer deploys it once "
         "and remembers the address in its database",
     )
-    key_file: Path | None = Field(None, description="file holding the tracer account's private key (hex)")
+    key_file: Path | None = Field(
+        None, description="file holding the tracer account's private key (hex); default var/chain/tracer.key if present"
+    )
     private_key: str | None = Field(None, description="the key itself (e.g. from a Kubernetes secret); prefer key_file")
     chain_id: int | None = Field(None, description="expected chain id; the tracer refuses a node on another chain")
     gas_price: int | None = Field(
