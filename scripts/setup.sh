@@ -32,7 +32,9 @@ fi
 d=$(digest package.json package-lock.json)
 if ! fresh npm "$d" || [ ! -x node_modules/.bin/configurable-http-proxy ]; then
   log "installing Node tools (configurable-http-proxy, anvil, solc)"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  # `npm install` (not `npm ci`): the lock holds only this platform's optional
+  # anvil binary package, which `npm ci` would reject as out of sync.
+  npm install --no-audit --no-fund --loglevel=error
   mark npm "$(digest package.json package-lock.json)"
 fi
 
