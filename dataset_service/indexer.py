@@ -257,18 +257,19 @@ def _read_eform(lake: str, subject: str, stats: IndexStats) -> dict | None:
 
 
 def index_lake(settings: Settings, db: Database, *, progress: bool | None = None,
-               requested_by: str | None = None) -> IndexStats:
+               requested_by: str | None = None, run_id: int | None = None) -> IndexStats:
     t0 = time.perf_counter()
     stats = IndexStats()
     lake = Path(settings.lake_dir)
     if not lake.is_dir():
         raise FileNotFoundError(f"lake folder {lake} does not exist")
     lake_real = os.path.realpath(lake)
-    with db.session() as s:
-        run = IndexRun(requested_by=requested_by)
-        s.add(run)
-        s.flush()
-        run_id = run.id
+    if run_id is None:
+        with db.session() as s:
+            run = IndexRun(requested_by=requested_by)
+            s.add(run)
+            s.flush()
+            run_id = run.id
     subjects, studies, found = scan(lake, stats)
     stats.files_seen = len(found)
     if settings.manage_lake_permissions:

@@ -1,3 +1,51 @@
-from fastapi import APIRouter
+"""Indexing the lake through the API (data managers and admins)."""
+from __future__ import annotations
 
-router = APIRouter()
+import logging
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from ..deps import MANAGERS, Identity, get_session, require_roles
+from ..models import IndexRun
+from ..schemas import IndexRunOut
+
+router = APIRouter(prefix="/api/index-runs", tags=["indexing"])
+log = logging.getLogger(__name__)
+
+
+@router.post("", status_code=202, response_model=IndexRunOut,
+             summary="Index the lake in the background; poll the returned run")
+def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGERS))):
+    from ..indexer import index_lake
+
+    app = request.app
+    settings, db = app.state.settings, app.state.db
+    with db.session() as s:  # the run row is created first so it can be polled at once
+        run = IndexRun(requested_by=who.name)
+        s.add(run)
+        s.flush()
+        out = IndexRunOut.model_validate(run)
+
+    def job():
+        try:
+            index_lake(settings, db, progress=False, requested_by=who.name, run_id=out.id)
+        except Exception as e:  # noqa: BLE001
+            log.exception("indexing failed")
+            from ..models import utcnow
+
+            with db.session() as s:
+                r = s.get(IndexRun, out.id)
+                r.finished_at = utcnow()
+                r.stats = {"error": str(e)}
+
+    app.state.builds.pool.submit(job)
+    return out
+
+
+@router.get("/{run_id}", response_model=IndexRunOut, summary="An indexing run and its statistics")
+def get_run(run_id: int, _: Identity = Depends(require_roles(*MANAGERS)), s: Session = Depends(get_session)):
+    run = s.get(IndexRun, run_id)
+    if run is None:
+        raise HTTPException(404, f"no indexing run {run_id}")
+    return run

@@ -1,3 +1,55 @@
-from fastapi import APIRouter
+"""Catalogue search over the indexed studies (data managers and admins)."""
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..catalogue import FILTERS, BadQuery, study_query
+from ..deps import MANAGERS, Identity, get_session, get_settings, require_roles
+from ..models import Study
+from ..paths import UnsafePath, check_study_id
+from ..schemas import Page, StudyDetail, StudyOut
+from ..settings import Settings
+
+router = APIRouter(prefix="/api/catalogue", tags=["catalogue"])
+
+
+@router.get("/filters", summary="Filters accepted by catalogue searches and dataset queries")
+def filters(_: Identity = Depends(require_roles(*MANAGERS))) -> dict[str, str]:
+    return FILTERS
+
+
+@router.get("/studies", response_model=Page[StudyOut], summary="Search studies with filters and paging")
+def search(
+    subject: str | None = None, modality: str | None = None, body_part: str | None = None,
+    cancer_type: str | None = None, sex: str | None = None, age_group: str | None = None,
+    date_from: str | None = None, date_to: str | None = None,
+    limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
+    _: Identity = Depends(require_roles(*MANAGERS)),
+    s: Session = Depends(get_session), settings: Settings = Depends(get_settings),
+):
+    if limit > settings.max_page_size:
+        raise HTTPException(422, f"limit must be at most {settings.max_page_size}")
+    try:
+        q = study_query(dict(subject=subject, modality=modality, body_part=body_part, cancer_type=cancer_type,
+                             sex=sex, age_group=age_group, date_from=date_from, date_to=date_to))
+    except BadQuery as e:
+        raise HTTPException(422, str(e)) from None
+    total = s.scalar(select(func.count()).select_from(q.order_by(None).subquery()))
+    items = s.scalars(q.limit(limit).offset(offset)).all()
+    return Page[StudyOut](total=total, limit=limit, offset=offset,
+                          items=[StudyOut.model_validate(x) for x in items])
+
+
+@router.get("/studies/{subject}/{study}", response_model=StudyDetail, summary="One study with its series")
+def get_study(subject: str, study: str, _: Identity = Depends(require_roles(*MANAGERS)),
+              s: Session = Depends(get_session)):
+    try:
+        check_study_id(f"{subject}/{study}")
+    except UnsafePath as e:
+        raise HTTPException(422, str(e)) from None
+    st = s.get(Study, f"{subject}/{study}")
+    if st is None:
+        raise HTTPException(404, f"no study {subject}/{study} in the catalogue")
+    return StudyDetail.model_validate(st)

@@ -1,3 +1,171 @@
-from fastapi import APIRouter
+"""Datasets: list, create, get, update, state transitions, manifest, build status, integrity check."""
+from __future__ import annotations
 
-router = APIRouter()
+import json
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..builder import RequestError, create_dataset, final_path
+from ..deps import MANAGERS, READERS, Identity, get_session, get_settings, require_roles
+from ..models import Dataset, DatasetEvent, DatasetState
+from ..operations import Conflict, NotFound, check, transition, update_metadata
+from ..schemas import (BuildStatus, CheckOut, DatasetCreate, DatasetOut, DatasetUpdate, EventOut, Page,
+                       PublicDataset, Transition)
+from ..settings import Settings
+from ..states import VISIBLE_TO_READERS
+
+router = APIRouter(tags=["datasets"])
+SEE_ALL = ("data-managers", "auditors")  # and admins
+
+
+def _tracer_errors():
+    try:
+        from tracer.client import TracerError
+        return (TracerError,)
+    except ImportError:  # pragma: no cover
+        return ()
+
+
+def _visible(who: Identity, ds: Dataset | None, dataset_id: str) -> Dataset:
+    if ds is None or not (who.has_role(*SEE_ALL) or ds.state in VISIBLE_TO_READERS):
+        raise HTTPException(404, f"no dataset {dataset_id!r}")
+    return ds
+
+
+def _paging(limit: int, settings: Settings) -> None:
+    if limit > settings.max_page_size:
+        raise HTTPException(422, f"limit must be at most {settings.max_page_size}")
+
+
+@router.get("/api/datasets", response_model=Page[DatasetOut], summary="List datasets (paged)")
+def list_datasets(state: DatasetState | None = None, limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
+                  who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session),
+                  settings: Settings = Depends(get_settings)):
+    """Data managers, auditors and admins see every dataset; researchers and DAC members see the
+    released, published and invalidated ones."""
+    _paging(limit, settings)
+    q = select(Dataset)
+    if not who.has_role(*SEE_ALL):
+        q = q.where(Dataset.state.in_(list(VISIBLE_TO_READERS)))
+    if state is not None:
+        q = q.where(Dataset.state == state)
+    total = s.scalar(select(func.count()).select_from(q.subquery()))
+    items = s.scalars(q.order_by(Dataset.created_at, Dataset.id).limit(limit).offset(offset)).all()
+    return Page[DatasetOut](total=total, limit=limit, offset=offset, items=[DatasetOut.model_validate(x) for x in items])
+
+
+@router.post("/api/datasets", status_code=202, response_model=DatasetOut,
+             summary="Create a dataset from study ids, a catalogue query or all studies; it builds in the background")
+def create(body: DatasetCreate, request: Request, response: Response,
+           who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
+    db = request.app.state.db
+    try:
+        dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump())
+    except RequestError as e:
+        raise HTTPException(e.status, str(e)) from None
+    request.app.state.builds.submit(dataset_id)
+    response.headers["Location"] = f"{settings.service_prefix}/api/datasets/{dataset_id}"
+    with db.session() as s:
+        return DatasetOut.model_validate(s.get(Dataset, dataset_id))
+
+
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetOut, summary="One dataset")
+def get_dataset(dataset_id: str, who: Identity = Depends(require_roles(*READERS)),
+                s: Session = Depends(get_session)):
+    return _visible(who, s.get(Dataset, dataset_id), dataset_id)
+
+
+@router.patch("/api/datasets/{dataset_id}", response_model=DatasetOut,
+              summary="Edit the fields that do not alter the content (description, licence, tags, contact)")
+def patch_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
+                  who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
+    changes = body.model_dump(exclude_unset=True)
+    if any(v is None for v in changes.values()):
+        raise HTTPException(422, "fields cannot be set to null")
+    try:
+        ds = update_metadata(settings, request.app.state.db, dataset_id, changes, who.name)
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except Conflict as e:
+        raise HTTPException(409, str(e)) from None
+    except _tracer_errors() as e:
+        raise HTTPException(503, f"the change could not be traced, nothing changed: {e}") from None
+    return DatasetOut.model_validate(ds)
+
+
+@router.post("/api/datasets/{dataset_id}/state", response_model=DatasetOut,
+             summary="State transition: draft→released→published, any of them→invalidated")
+def set_state(dataset_id: str, body: Transition, request: Request,
+              who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
+    try:
+        ds = transition(settings, request.app.state.db, dataset_id, body.state, who.name, body.reason)
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except Conflict as e:
+        raise HTTPException(409, str(e)) from None
+    except _tracer_errors() as e:
+        raise HTTPException(503, f"the transition could not be traced, nothing changed: {e}") from None
+    return DatasetOut.model_validate(ds)
+
+
+@router.get("/api/datasets/{dataset_id}/manifest", summary="The dataset's manifest.json (insitu-manifest/1)")
+def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session),
+             settings: Settings = Depends(get_settings)):
+    ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
+    if ds.merkle_root is None:
+        raise HTTPException(409, f"dataset {dataset_id} is {ds.state.value}: no manifest yet")
+    try:
+        data = (final_path(settings, dataset_id) / "manifest.json").read_bytes()
+    except OSError:
+        raise HTTPException(500, "manifest missing on disk: run the integrity check") from None
+    return Response(data, media_type="application/json")
+
+
+@router.get("/api/datasets/{dataset_id}/build", response_model=BuildStatus, summary="Build state and progress")
+def build_status(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)),
+                 s: Session = Depends(get_session)):
+    ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
+    return BuildStatus(dataset_id=ds.id, state=ds.state, phase=ds.build_phase, done=ds.progress_done,
+                       total=ds.progress_total, attempts=ds.build_attempts, error=ds.error)
+
+
+@router.get("/api/datasets/{dataset_id}/events", response_model=list[EventOut], summary="History of a dataset")
+def events(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)), s: Session = Depends(get_session)):
+    _visible(who, s.get(Dataset, dataset_id), dataset_id)
+    return s.scalars(select(DatasetEvent).where(DatasetEvent.dataset_id == dataset_id).order_by(DatasetEvent.seq)).all()
+
+
+@router.post("/api/datasets/{dataset_id}/check", response_model=CheckOut,
+             summary="Integrity check: re-hash every file and compare with the manifest")
+def integrity(dataset_id: str, request: Request, who: Identity = Depends(require_roles(*SEE_ALL)),
+              settings: Settings = Depends(get_settings)):
+    try:
+        res = check(settings, request.app.state.db, dataset_id)
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except Conflict as e:
+        raise HTTPException(409, str(e)) from None
+    return CheckOut(dataset_id=res.dataset_id, ok=res.ok, files_checked=res.files_checked, problems=res.problems)
+
+
+@router.get("/api/public/datasets", response_model=Page[PublicDataset],
+            summary="Published datasets: public, citable metadata (no login)")
+def public_list(limit: int = Query(50, ge=1), offset: int = Query(0, ge=0), s: Session = Depends(get_session),
+                settings: Settings = Depends(get_settings)):
+    _paging(limit, settings)
+    q = select(Dataset).where(Dataset.state == DatasetState.published)
+    total = s.scalar(select(func.count()).select_from(q.subquery()))
+    items = s.scalars(q.order_by(Dataset.created_at, Dataset.id).limit(limit).offset(offset)).all()
+    return Page[PublicDataset](total=total, limit=limit, offset=offset,
+                               items=[PublicDataset.model_validate(x) for x in items])
+
+
+@router.get("/api/public/datasets/{dataset_id}", response_model=PublicDataset,
+            summary="One published dataset's public metadata (no login)")
+def public_get(dataset_id: str, s: Session = Depends(get_session)):
+    ds = s.get(Dataset, dataset_id)
+    if ds is None or ds.state != DatasetState.published:
+        raise HTTPException(404, f"no published dataset {dataset_id!r}")
+    return ds

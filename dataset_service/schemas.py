@@ -1,0 +1,153 @@
+"""Pydantic request and response bodies of the API."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import Annotated
+
+from .models import DatasetState
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:+-]*$")]
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class SeriesOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    series_uid: str | None
+    modality: str | None
+    body_part: str | None
+    n_files: int
+    size: int
+
+
+class StudyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    subject_id: str
+    name: str
+    study_uid: str | None
+    study_date: str | None
+    description: str | None
+    modalities: str
+    body_part: str | None
+    n_series: int
+    n_files: int
+    size: int
+    digest: str | None
+
+
+class StudyDetail(StudyOut):
+    series: list[SeriesOut]
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    description: str = Field("", max_length=10000)
+    license: str = Field("", max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    contact: str = Field("", max_length=255)
+    previous_id: str | None = Field(None, max_length=64)
+    study_ids: list[str] | None = Field(None, description="study ids '<subject>/<study>'")
+    query: dict[str, str] | None = Field(None, description="catalogue filters (see GET /api/catalogue/filters)")
+    all_studies: bool = False
+
+
+class DatasetUpdate(BaseModel):
+    """Only fields that do not alter the content; anything else is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = Field(None, max_length=10000)
+    license: str | None = Field(None, max_length=200)
+    tags: list[Tag] | None = Field(None, max_length=50)
+    contact: str | None = Field(None, max_length=255)
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: DatasetState
+    reason: str = Field("", max_length=2000)
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    version: int
+    description: str
+    license: str
+    tags: list[str]
+    contact: str
+    previous_id: str | None
+    state: DatasetState
+    gid: int
+    merkle_root: str | None
+    n_studies: int
+    n_files: int
+    size: int
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class PublicDataset(BaseModel):
+    """What anyone may see of a published dataset (citable metadata)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    version: int
+    description: str
+    license: str
+    tags: list[str]
+    contact: str
+    previous_id: str | None
+    merkle_root: str | None
+    n_studies: int
+    created_at: dt.datetime
+
+
+class BuildStatus(BaseModel):
+    dataset_id: str
+    state: DatasetState
+    phase: str
+    done: int
+    total: int
+    attempts: int
+    error: str | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    detail: dict[str, Any] | None
+
+
+class CheckOut(BaseModel):
+    dataset_id: str
+    ok: bool
+    files_checked: int
+    problems: list[dict[str, str]]
+
+
+class IndexRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    requested_by: str | None
+    stats: dict[str, Any] | None
