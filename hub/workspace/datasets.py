@@ -1,0 +1,561 @@
+"""The datasets mounted in a workspace, as MONAI-ready items.
+
+Runs inside the workspace's notebook kernel. Standard library only: it reads
+``manifest.json`` and ``eforms.json`` of each dataset (docs/CONTRACTS.md §2) and
+never walks the lake — every path it hands out comes from the manifest.
+
+    >>> from hub.workspace.datasets import list_datasets, open_dataset
+    >>> [d.dataset_id for d in list_datasets()]          # what is mounted
+    >>> ds = open_dataset()                               # the only one, or open_dataset("ds-…")
+    >>> items = ds.items(label="cancer_type")             # one dict per series
+    >>> items[0]["image"]                                 # series folder, for LoadImage(reader="PydicomReader")
+    >>> report = ds.verify()                              # integrity against the manifest
+
+Where datasets are mounted: ``/mnt/datasets/<dataset-id>`` by default, or the
+folder named by the environment variable ``INSITU_DATASETS_MOUNT``.
+
+An item (``Dataset.items``) is a flat dict that MONAI's dictionary transforms and
+``list_data_collate`` accept as is:
+
+``image``        the series folder ``<dataset root>/<subject>/<study>/<series>``
+                 (through the study symlink), what ``LoadImage(reader="PydicomReader")``
+                 reads as one 3-D series;
+``label``        only when a label is asked for: the eForm value, or its class
+                 index when ``classes`` is given;
+``dataset_id``, ``subject``, ``study``, ``series``, ``study_id``, ``series_id``,
+``modality``, ``body_part``, ``n_files``, ``size``: metadata from the manifest;
+``files``        only with ``include_files=True``: the series' files (paths from
+                 the manifest), sorted by path.
+
+The integrity check (``Dataset.verify``) re-reads every file through the
+dataset's symlinks and compares sizes and SHA-256 digests with the manifest,
+checks the study links point where the manifest says the lake is mounted,
+looks for files the manifest does not list in the series folders it names,
+and recomputes the study digests and the Merkle root with the rules of
+``dataset_service/manifest.py`` (re-implemented here: the workspace does not
+carry the service's code; the tests check both give the same values).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+DEFAULT_MOUNT = "/mnt/datasets"
+MOUNT_ENV = "INSITU_DATASETS_MOUNT"
+MANIFEST_FORMAT = "insitu-manifest/1"
+MANIFEST = "manifest.json"
+EFORMS = "eforms.json"
+_CHUNK = 1 << 20
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be opened: missing, unreadable or malformed manifest."""
+
+
+# --------------------------------------------------------------------------- model
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the dataset root
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Series:
+    subject: str
+    study: str
+    series: str
+    modality: str
+    body_part: str
+    files: tuple[FileEntry, ...]
+
+    @property
+    def study_id(self) -> str:
+        return f"{self.subject}/{self.study}"
+
+    @property
+    def series_id(self) -> str:
+        return f"{self.subject}/{self.study}/{self.series}"
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class Study:
+    subject: str
+    study: str
+    digest: str
+    series: tuple[Series, ...]
+
+    @property
+    def study_id(self) -> str:
+        return f"{self.subject}/{self.study}"
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(sorted({s.modality for s in self.series if s.modality}))
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        return tuple(f for s in self.series for f in s.files)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    dataset_id: str
+    name: str
+    version: Any
+    path: str
+    n_subjects: int
+    n_studies: int
+    n_series: int
+    n_files: int
+    size: int
+    merkle_root: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing | size | sha256 | unlisted | link | study-digest | merkle-root | eform | manifest
+    path: str
+    detail: str = ""
+
+
+@dataclass
+class IntegrityReport:
+    dataset_id: str
+    files_checked: int = 0
+    bytes_read: int = 0
+    studies_checked: int = 0
+    hashes_checked: bool = True
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.problems:
+            out[p.kind] = out.get(p.kind, 0) + 1
+        return dict(sorted(out.items()))
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        d["counts"] = self.counts()
+        return d
+
+    def __str__(self) -> str:
+        head = (f"{self.dataset_id}: {'OK' if self.ok else 'FAILED'} — {self.files_checked} files, "
+                f"{self.bytes_read / 1e6:.1f} MB read, {self.studies_checked} studies, {self.seconds:.2f} s")
+        lines = [head] + [f"  {p.kind:12s} {p.path}  {p.detail}".rstrip() for p in self.problems[:50]]
+        if len(self.problems) > 50:
+            lines.append(f"  … and {len(self.problems) - 50} more")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- hashing
+# Re-implementation of the rules documented in dataset_service/manifest.py.
+
+def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file, streamed."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def study_digest(files: Iterable[tuple[str, int, str]]) -> str:
+    """Digest of one study from ``(path relative to the study, size, sha256)`` triples."""
+    raise NotImplementedError  # filled in from dataset_service/manifest.py
+
+
+def merkle_root(study_digests: Sequence[tuple[str, str]]) -> str:
+    """Merkle root over ``(study_id, study digest)`` pairs."""
+    raise NotImplementedError  # filled in from dataset_service/manifest.py
+
+
+# --------------------------------------------------------------------------- helpers
+
+def datasets_mount(mount: str | os.PathLike | None = None) -> Path:
+    """The folder where this workspace's datasets are mounted."""
+    return Path(mount if mount is not None else os.environ.get(MOUNT_ENV) or DEFAULT_MOUNT)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path} cannot be read: {e}") from None
+
+
+def _safe_part(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value \
+            or "\x00" in value:
+        raise DatasetError(f"manifest: bad {what} {value!r}")
+    return value
+
+
+def _flatten(record: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _lookup(record: Mapping, dotted: str) -> Any:
+    cur: Any = record
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            raise KeyError(dotted)
+        cur = cur[part]
+    return cur
+
+
+def _parse_studies(manifest: Mapping) -> list[Study]:
+    raw = manifest.get("studies")
+    if not isinstance(raw, list):
+        raise DatasetError("manifest: 'studies' must be a list")
+    studies = []
+    seen: set[str] = set()
+    for st in raw:
+        if not isinstance(st, Mapping):
+            raise DatasetError("manifest: a study must be an object")
+        subject = _safe_part(st.get("subject"), "subject")
+        study = _safe_part(st.get("study"), "study")
+        if f"{subject}/{study}" in seen:
+            raise DatasetError(f"manifest: study {subject}/{study} listed twice")
+        seen.add(f"{subject}/{study}")
+        series = []
+        for se in st.get("series") or []:
+            name = _safe_part(se.get("series"), "series")
+            prefix = f"{subject}/{study}/{name}/"
+            files = []
+            for f in se.get("files") or []:
+                p = f.get("path")
+                if not isinstance(p, str) or not p.startswith(prefix) or posixpath.normpath(p) != p \
+                        or "/" in p[len(prefix):] or p.endswith("/") or "\x00" in p:
+                    raise DatasetError(f"manifest: file path {p!r} is not inside series {prefix}")
+                size, sha = f.get("size"), f.get("sha256")
+                if not isinstance(size, int) or size < 0 or not isinstance(sha, str) or len(sha) != 64:
+                    raise DatasetError(f"manifest: bad size or sha256 for {p}")
+                files.append(FileEntry(p, size, sha.lower()))
+            series.append(Series(subject, study, name, str(se.get("modality") or ""),
+                                 str(se.get("body_part") or ""),
+                                 tuple(sorted(files, key=lambda e: e.path))))
+        studies.append(Study(subject, study, str(st.get("digest") or ""), tuple(series)))
+    return studies
+
+
+# --------------------------------------------------------------------------- dataset
+
+class Dataset:
+    """One dataset folder: its manifest, its eForms, its studies and series."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.manifest: dict = _read_json(self.root / MANIFEST)
+        if not isinstance(self.manifest, dict):
+            raise DatasetError(f"{self.root / MANIFEST}: not a JSON object")
+        fmt = self.manifest.get("format")
+        if fmt is not None and fmt != MANIFEST_FORMAT:
+            raise DatasetError(f"{self.root / MANIFEST}: unknown format {fmt!r}")
+        eforms_path = self.root / EFORMS
+        self.eforms: dict = _read_json(eforms_path) if eforms_path.exists() else {}
+        if not isinstance(self.eforms, dict):
+            raise DatasetError(f"{eforms_path}: not a JSON object")
+        self.studies: list[Study] = _parse_studies(self.manifest)
+
+    # identity -----------------------------------------------------------
+    @property
+    def dataset_id(self) -> str:
+        return str(self.manifest.get("dataset_id") or self.root.name)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or "")
+
+    @property
+    def version(self) -> Any:
+        return self.manifest.get("version")
+
+    @property
+    def merkle_root(self) -> str:
+        return str(self.manifest.get("merkle_root") or "")
+
+    @property
+    def lake_mount_path(self) -> str:
+        return str(self.manifest.get("lake_mount_path") or "")
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.dataset_id} {self.name!r} v{self.version}: {len(self.studies)} studies>"
+
+    # contents -----------------------------------------------------------
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({s.subject for s in self.studies})
+
+    @property
+    def series(self) -> list[Series]:
+        return [se for st in self.studies for se in st.series]
+
+    def eform(self, subject: str) -> dict:
+        """The clinical record of ``subject`` ({} when the dataset carries none)."""
+        rec = self.eforms.get(subject)
+        return rec if isinstance(rec, dict) else {}
+
+    def path(self, rel: str) -> Path:
+        """``<dataset root>/<rel>`` (through the study symlinks)."""
+        return self.root / rel
+
+    def series_path(self, series: Series) -> Path:
+        return self.root / series.subject / series.study / series.series
+
+    def summary(self) -> DatasetSummary:
+        series = self.series
+        return DatasetSummary(
+            dataset_id=self.dataset_id, name=self.name, version=self.version, path=str(self.root),
+            n_subjects=len(self.subjects), n_studies=len(self.studies), n_series=len(series),
+            n_files=sum(s.n_files for s in series), size=sum(s.size for s in series),
+            merkle_root=self.merkle_root)
+
+    def study_table(self) -> list[dict]:
+        """One row per study: ids, modalities, body part, counts, and the subject's eForm (flattened)."""
+        rows = []
+        for st in self.studies:
+            row = {"study_id": st.study_id, "subject": st.subject, "study": st.study,
+                   "modalities": ",".join(st.modalities),
+                   "body_part": ",".join(sorted({s.body_part for s in st.series if s.body_part})),
+                   "n_series": len(st.series), "n_files": len(st.files),
+                   "size": sum(f.size for f in st.files)}
+            for k, v in _flatten(self.eform(st.subject)).items():
+                row.setdefault(k, v)
+            rows.append(row)
+        return rows
+
+    # MONAI items --------------------------------------------------------
+    def _label_fn(self, label: str | Callable[[dict], Any] | None) -> Callable[[dict], Any] | None:
+        if label is None or callable(label):
+            return label
+        return lambda rec: _lookup(rec, label)
+
+    def study_items(self, label: str | Callable[[dict], Any] | None = None, *,
+                    classes: Sequence[Any] | Mapping[Any, int] | None = None,
+                    modality: str | Iterable[str] | None = None,
+                    body_part: str | Iterable[str] | None = None,
+                    include_files: bool = False,
+                    missing: str = "skip") -> Iterator[tuple[Study, list[dict]]]:
+        """Yield ``(study, items)`` per study, one item per series (see the module doc).
+
+        ``label``: a (dotted) eForm key such as ``"cancer_type"`` or ``"follow_up.status"``,
+        or a function of the subject's eForm. ``classes``: the label values in class order
+        (or a mapping value → index); the item's ``label`` is then the index. ``missing``:
+        what to do with a series whose label is absent or not in ``classes``: ``"skip"``
+        it or ``"error"``. ``modality``/``body_part`` keep only matching series.
+        """
+        if missing not in ("skip", "error"):
+            raise ValueError("missing must be 'skip' or 'error'")
+        fn = self._label_fn(label)
+        index: Mapping[Any, int] | None
+        if classes is None:
+            index = None
+        elif isinstance(classes, Mapping):
+            index = dict(classes)
+        else:
+            index = {c: i for i, c in enumerate(classes)}
+        mods = {modality} if isinstance(modality, str) else (set(modality) if modality is not None else None)
+        parts = {body_part} if isinstance(body_part, str) else (set(body_part) if body_part is not None else None)
+        for st in self.studies:
+            items = []
+            value: Any = None
+            if fn is not None:
+                try:
+                    value = fn(self.eform(st.subject))
+                    if index is not None:
+                        value = index[value]
+                except (KeyError, TypeError) as e:
+                    if missing == "error":
+                        raise DatasetError(f"{st.study_id}: no usable label ({e!r})") from None
+                    continue
+                if value is None:
+                    if missing == "error":
+                        raise DatasetError(f"{st.study_id}: label is empty")
+                    continue
+            for se in st.series:
+                if mods is not None and se.modality not in mods:
+                    continue
+                if parts is not None and se.body_part not in parts:
+                    continue
+                item: dict[str, Any] = {
+                    "image": str(self.series_path(se)),
+                    "dataset_id": self.dataset_id, "subject": se.subject, "study": se.study,
+                    "series": se.series, "study_id": se.study_id, "series_id": se.series_id,
+                    "modality": se.modality, "body_part": se.body_part,
+                    "n_files": se.n_files, "size": se.size,
+                }
+                if fn is not None:
+                    item["label"] = value
+                if include_files:
+                    item["files"] = [str(self.root / f.path) for f in se.files]
+                items.append(item)
+            if items:
+                yield st, items
+
+    def items(self, label: str | Callable[[dict], Any] | None = None, **kw) -> list[dict]:
+        """All series as a flat list of items (same arguments as ``study_items``)."""
+        return [it for _, items in self.study_items(label, **kw) for it in items]
+
+    # integrity ----------------------------------------------------------
+    def verify(self, *, hashes: bool = True, progress: Callable[[int, int], None] | None = None) -> IntegrityReport:
+        """Check the dataset against its manifest; see the module doc. Never raises for a bad file."""
+        t0 = time.perf_counter()
+        rep = IntegrityReport(self.dataset_id, hashes_checked=hashes)
+        add = rep.problems.append
+        total = sum(len(st.files) for st in self.studies)
+        mount = self.lake_mount_path.rstrip("/")
+        listed_subjects = {st.subject for st in self.studies}
+        listed_studies = {st.study_id for st in self.studies}
+
+        # the dataset root and subject folders hold only what the manifest names
+        try:
+            for entry in sorted(os.listdir(self.root)):
+                if entry in (MANIFEST, EFORMS):
+                    continue
+                if entry not in listed_subjects:
+                    add(Problem("unlisted", entry, "not a subject of the manifest"))
+        except OSError as e:
+            add(Problem("missing", ".", f"dataset root cannot be listed: {e}"))
+        for subject in sorted(listed_subjects):
+            try:
+                for entry in sorted(os.listdir(self.root / subject)):
+                    if f"{subject}/{entry}" not in listed_studies:
+                        add(Problem("unlisted", f"{subject}/{entry}", "not a study of the manifest"))
+            except OSError as e:
+                add(Problem("missing", subject, f"subject folder cannot be listed: {e}"))
+
+        digests: list[tuple[str, str]] = []
+        done = 0
+        for st in self.studies:
+            rep.studies_checked += 1
+            link = self.root / st.subject / st.study
+            if not link.is_symlink():
+                add(Problem("link", st.study_id, "study is not a symlink into the lake"))
+            elif mount:
+                target = os.readlink(link)
+                want = f"{mount}/{st.subject}/{st.study}"
+                if posixpath.normpath(target) != want:
+                    add(Problem("link", st.study_id, f"points to {target}, manifest says {want}"))
+            listed_series = {se.series for se in st.series}
+            try:
+                for entry in sorted(os.listdir(link)):
+                    if entry not in listed_series:
+                        add(Problem("unlisted", f"{st.study_id}/{entry}", "not a series of the manifest"))
+            except OSError as e:
+                add(Problem("missing", st.study_id, f"study cannot be listed: {e}"))
+            for se in st.series:
+                names = {posixpath.basename(f.path) for f in se.files}
+                try:
+                    for entry in sorted(os.listdir(self.series_path(se))):
+                        if entry not in names:
+                            add(Problem("unlisted", f"{se.series_id}/{entry}", "file not in the manifest"))
+                except OSError as e:
+                    add(Problem("missing", se.series_id, f"series cannot be listed: {e}"))
+                    continue
+                for f in se.files:
+                    p = self.root / f.path
+                    try:
+                        if hashes:
+                            sha, size = file_sha256(p)
+                            rep.bytes_read += size
+                        else:
+                            sha, size = f.sha256, os.stat(p).st_size
+                    except FileNotFoundError:
+                        add(Problem("missing", f.path, "file not found"))
+                        continue
+                    except OSError as e:
+                        add(Problem("missing", f.path, f"cannot be read: {e}"))
+                        continue
+                    rep.files_checked += 1
+                    if size != f.size:
+                        add(Problem("size", f.path, f"{size} bytes, manifest says {f.size}"))
+                    elif sha != f.sha256:
+                        add(Problem("sha256", f.path, f"sha256 {sha[:16]}…, manifest says {f.sha256[:16]}…"))
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+            # the study digest and the Merkle root follow from the manifest's own entries
+            prefix = st.study_id + "/"
+            want_digest = study_digest((f.path[len(prefix):], f.size, f.sha256) for f in st.files)
+            if want_digest != st.digest:
+                add(Problem("study-digest", st.study_id, f"recomputed {want_digest[:16]}…, manifest says "
+                                                         f"{st.digest[:16]}…"))
+            digests.append((st.study_id, want_digest))
+        if self.studies:
+            root = merkle_root(digests)
+            if root != self.merkle_root:
+                add(Problem("merkle-root", MANIFEST, f"recomputed {root[:16]}…, manifest says "
+                                                     f"{self.merkle_root[:16]}…"))
+        for subject in sorted(listed_subjects):
+            if subject not in self.eforms:
+                add(Problem("eform", EFORMS, f"no clinical record for {subject}"))
+        rep.seconds = time.perf_counter() - t0
+        return rep
+
+
+# --------------------------------------------------------------------------- mount
+
+def list_datasets(mount: str | os.PathLike | None = None) -> list[DatasetSummary]:
+    """The datasets mounted in this workspace (folders holding a readable manifest), by id."""
+    root = datasets_mount(mount)
+    out = []
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if not (root / entry / MANIFEST).is_file():
+            continue
+        try:
+            out.append(Dataset(root / entry).summary())
+        except DatasetError:
+            continue
+    return out
+
+
+def open_dataset(ref: str | os.PathLike | None = None, mount: str | os.PathLike | None = None) -> Dataset:
+    """Open a mounted dataset by id, or a dataset folder by path; with no ``ref``, the only one mounted."""
+    if ref is None:
+        found = list_datasets(mount)
+        if len(found) != 1:
+            raise DatasetError(f"{len(found)} datasets mounted at {datasets_mount(mount)}; name one of "
+                               f"{[d.dataset_id for d in found]}")
+        return Dataset(found[0].path)
+    ref_s = os.fspath(ref)
+    if "/" not in ref_s and ref_s not in (".", ".."):
+        return Dataset(datasets_mount(mount) / ref_s)
+    return Dataset(ref_s)
