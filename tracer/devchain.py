@@ -82,10 +82,11 @@ def wait_rpc(url: str, timeout: float = 30.0, process: subprocess.Popen | None =
 
 
 def start_anvil(*, port: int | None = None, block_time: float | None = None, state: Path | None = None,
-                log_path: Path | None = None) -> Anvil:
+                log_path: Path | None = None, extra_args: list[str] | None = None) -> Anvil:
     port = port or free_port()
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(anvil_args(port, block_time=block_time, state=state), stdout=log,
+    args = anvil_args(port, block_time=block_time, state=state) + list(extra_args or [])
+    proc = subprocess.Popen(args, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
