@@ -27,6 +27,7 @@ ROUTERS: list[str] = [
     "dataset_service.api.catalogue:router",
     "dataset_service.api.datasets:router",
     "dataset_service.api.admin:router",
+    "dataset_service.airlock.api:router",
     "dataset_service.governance.api:router",
 ]
 

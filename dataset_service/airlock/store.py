@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-MAX_NAME = 1024
+MAX_NAME = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
@@ -64,6 +64,8 @@ def check_name(name: str) -> tuple[str, ...]:
         raise RefusedFile(name[:64] + "...", f"file name longer than {MAX_NAME} characters")
     if _CONTROL.search(name) or "\\" in name:
         raise RefusedFile(name, "control characters or backslashes in the file name")
+    if name != name.strip():
+        raise RefusedFile(name, "leading or trailing spaces in the file name")
     if name.startswith("/") or name.startswith("~"):
         raise RefusedFile(name, "name the file relative to your home folder")
     parts = tuple(name.split("/"))

@@ -9,6 +9,7 @@ try:  # governance models (issue 4) register themselves on the same Base
     import dataset_service.governance.models  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+import dataset_service.airlock.models  # noqa: F401,E402  (export airlock, issue 8)
 
 config = context.config
 target_metadata = Base.metadata

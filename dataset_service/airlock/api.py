@@ -1,0 +1,183 @@
+"""REST API of the export airlock (under the service prefix).
+
+- ``POST /api/exports`` (researchers) body ``{files: [name...], justification,
+  project?, session_id?, replaces?}`` → ``201`` the request, files frozen now;
+  ``400 {"detail": {"reason", "refused": [{file, reason}]}}`` when a file may
+  not be exported (nothing is stored as a request then).
+- ``GET /api/exports?state=&mine=`` → requests the caller may see (their own;
+  every request for reviewers and auditors).
+- ``GET /api/exports/{id}`` → one request: files with digests, sizes, kinds,
+  findings; previews only for reviewers.
+- ``POST /api/exports/{id}/reviews`` (reviewers, never the requester) body
+  ``{decision: approve|reject|return, reason}``.
+- ``GET /api/exports/{id}/files/{file_id}`` → the frozen bytes, only to the
+  requester of an approved request; headers ``X-Content-SHA256`` and
+  ``Repr-Digest`` carry the digest. Everyone else gets 403, whatever the state.
+- ``GET /api/exports/{id}/files/{file_id}/preview.png`` → a downscaled image,
+  reviewers only.
+
+Every refused call answers 4xx with a reason and changes nothing; a step the
+tracer does not accept answers 503 and changes nothing.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.identity import Identity, current_identity
+
+from .findings import thumbnail_png
+from .service import Airlock, AirlockError
+from .settings import AirlockSettings
+from .store import FrozenStore
+from .tracing import ExportTracing, TraceFailed
+
+router = APIRouter(tags=["export airlock"])
+_lock = threading.Lock()
+
+
+def airlock_settings(request: Request) -> AirlockSettings:
+    st = getattr(request.app.state, "airlock_settings", None)
+    if st is None:
+        st = request.app.state.airlock_settings = AirlockSettings()
+    return st
+
+
+def get_airlock(request: Request) -> Airlock:
+    al = getattr(request.app.state, "airlock", None)
+    if al is not None:
+        return al
+    with _lock:
+        al = getattr(request.app.state, "airlock", None)
+        if al is None:
+            settings = request.app.state.settings
+            ast = airlock_settings(request)
+            al = Airlock(ast, FrozenStore(ast.store_dir),
+                         ExportTracing(settings.tracer_url, settings.tracer_token, settings.pseudonym_key))
+            request.app.state.airlock = al
+    return al
+
+
+def http_error(e: Exception) -> HTTPException:
+    if isinstance(e, AirlockError):
+        return HTTPException(e.status, e.reason)
+    if isinstance(e, TraceFailed):
+        return HTTPException(503, str(e))
+    raise e
+
+
+class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: list[str] = Field(min_length=1, max_length=1000, description="file names relative to your home folder")
+    justification: str = Field(max_length=20000)
+    project: str | None = Field(None, max_length=128)
+    session_id: str | None = Field(None, max_length=128)
+    replaces: str | None = Field(None, max_length=64)
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "reject", "return"]
+    reason: str = Field("", max_length=20000)
+
+
+def _summary(view: dict) -> dict:
+    keys = ("request_id", "requester", "project", "session_id", "state", "approvals", "quorum", "total_size",
+            "created_at", "decided_at")
+    out = {k: view[k] for k in keys}
+    out["n_files"] = len(view["files"])
+    sev = [f["severity"] for f in view["files"] if f["severity"]]
+    out["severity"] = next((s for s in ("high", "medium", "info") if s in sev), None)
+    return out
+
+
+@router.post("/api/exports", status_code=201)
+def submit_export(body: ExportIn, request: Request, who: Identity = Depends(current_identity),
+                  airlock: Airlock = Depends(get_airlock)):
+    db = request.app.state.db
+    try:
+        with db.session() as s:
+            req = airlock.submit(s, who, files=body.files, justification=body.justification, project=body.project,
+                                 session_id=body.session_id, replaces=body.replaces)
+            view = airlock.view(req, who)
+    except (AirlockError, TraceFailed) as e:
+        raise http_error(e)
+    return view
+
+
+@router.get("/api/exports")
+def list_exports(request: Request, state: str | None = None, mine: bool = False,
+                 who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+    if who.is_service:
+        raise HTTPException(403, "export requests are shown to people, not services")
+    with request.app.state.db.session() as s:
+        return [_summary(airlock.view(r, who)) for r in airlock.listing(s, who, state=state, mine=mine)]
+
+
+@router.get("/api/exports/{request_id}")
+def get_export(request_id: str, request: Request, who: Identity = Depends(current_identity),
+               airlock: Airlock = Depends(get_airlock)):
+    try:
+        with request.app.state.db.session() as s:
+            req = airlock.load(s, request_id)
+            if not airlock.can_see(who, req):
+                raise AirlockError(403, "not your export request")
+            return airlock.view(req, who)
+    except AirlockError as e:
+        raise http_error(e)
+
+
+@router.post("/api/exports/{request_id}/reviews")
+def review_export(request_id: str, body: ReviewIn, request: Request, who: Identity = Depends(current_identity),
+                  airlock: Airlock = Depends(get_airlock)):
+    try:
+        with request.app.state.db.session() as s:
+            req = airlock.review(s, request_id, who, decision=body.decision, reason=body.reason)
+            view = airlock.view(req, who)
+    except (AirlockError, TraceFailed) as e:
+        raise http_error(e)
+    return view
+
+
+def download_response(airlock: Airlock, db, request_id: str, file_id: int, who: Identity) -> FileResponse:
+    try:
+        with db.session() as s:
+            f, path = airlock.open_for_download(s, request_id, file_id, who)
+            name, digest = f.name, f.sha256
+    except (AirlockError, TraceFailed) as e:
+        raise http_error(e)
+    b64 = base64.b64encode(bytes.fromhex(digest)).decode()
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=name.rsplit("/", 1)[-1],
+        headers={"X-Content-SHA256": digest, "Repr-Digest": f"sha-256=:{b64}:", "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/api/exports/{request_id}/files/{file_id}")
+def download_file(request_id: str, file_id: int, request: Request, who: Identity = Depends(current_identity),
+                  airlock: Airlock = Depends(get_airlock)):
+    return download_response(airlock, request.app.state.db, request_id, file_id, who)
+
+
+def preview_response(airlock: Airlock, db, request_id: str, file_id: int, who: Identity) -> Response:
+    try:
+        with db.session() as s:
+            _f, path = airlock.preview_path(s, request_id, file_id, who)
+    except AirlockError as e:
+        raise http_error(e)
+    try:
+        png = thumbnail_png(path)
+    except Exception:
+        raise HTTPException(422, "the image cannot be previewed")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/exports/{request_id}/files/{file_id}/preview.png")
+def preview_file(request_id: str, file_id: int, request: Request, who: Identity = Depends(current_identity),
+                 airlock: Airlock = Depends(get_airlock)):
+    return preview_response(airlock, request.app.state.db, request_id, file_id, who)

@@ -1,0 +1,337 @@
+"""The export airlock's rules: submit, review, see, download.
+
+Rules (each has a test that tries to break it)
+- Only a user with the ``researchers`` role submits, and only files from their
+  own home (``<homes_root>/<login>``); the files are frozen into the store at
+  that moment and the review, the findings and any download use the frozen
+  copy only.
+- A reviewer holds one of ``reviewer_roles`` and is never the requester; one
+  review per reviewer; reviews only while the request is pending.
+- ``quorum`` approvals of distinct reviewers release a request; one rejection
+  rejects it; one "return for changes" returns it (terminal: the researcher
+  files a new request that names the old one in ``replaces``).
+- Files leave only from an ``approved`` request and only to its requester;
+  nobody else (reviewers, auditors, admins, services) downloads anything.
+- Reviewers see previews (tables, text, downscaled images); the requester and
+  auditors see names, sizes, digests, findings and decisions, never content.
+- Every step is traced before it is committed (``tracing.py``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.identity import Identity
+from tracer.schema import Action
+
+from .findings import inspect_file
+from .models import DECISIONS, ExportFile, ExportRequest, ExportReview, utcnow
+from .settings import AirlockSettings
+from .store import FrozenStore, RefusedFile, check_name
+from .tracing import ExportTracing
+
+_SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class AirlockError(Exception):
+    """A refused step: ``status`` (4xx) and a reason for the caller."""
+
+    def __init__(self, status: int, reason: Any):
+        super().__init__(str(reason))
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SessionLink:
+    session_id: str
+    project: str
+    dataset_ids: tuple[str, ...]
+
+
+def _aware(t):
+    """SQLite returns naive datetimes: they are UTC."""
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=dt.timezone.utc)
+    return t
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Airlock:
+    def __init__(self, settings: AirlockSettings, store: FrozenStore, tracing: ExportTracing):
+        self.settings = settings
+        self.store = store
+        self.tracing = tracing
+
+    # ------------------------------------------------------------------ who
+    def is_reviewer(self, who: Identity) -> bool:
+        return not who.is_service and who.has_role(*self.settings.reviewer_roles)
+
+    def can_review(self, who: Identity, req: ExportRequest) -> bool:
+        return self.is_reviewer(who) and who.name != req.requester
+
+    def can_see(self, who: Identity, req: ExportRequest) -> bool:
+        if who.is_service:
+            return False
+        return who.name == req.requester or self.is_reviewer(who) or who.has_role("auditors")
+
+    def can_download(self, who: Identity, req: ExportRequest) -> bool:
+        return (not who.is_service) and who.name == req.requester and req.state == "approved"
+
+    def home_of(self, login: str) -> Path:
+        if not _SAFE_USER.fullmatch(login) or login in (".", ".."):
+            raise AirlockError(400, f"no home folder can be derived for the login {login!r}")
+        return self.settings.homes_root / login
+
+    # ------------------------------------------------------------------ sessions
+    def _session_link(self, s: Session, login: str, session_id: str | None) -> SessionLink | None:
+        """The workspace session the files come from (the requester's own), for the traces."""
+        try:
+            from ..governance.models import WorkSession
+        except ImportError:  # governance not installed: no linkage possible
+            if session_id:
+                raise AirlockError(400, "sessions are not known to this service")
+            return None
+        if session_id:
+            if not _SAFE_ID.fullmatch(session_id):
+                raise AirlockError(400, "malformed session id")
+            ws = s.get(WorkSession, session_id)
+            if ws is None or ws.user != login:
+                raise AirlockError(400, f"session {session_id!r} is not one of your workspace sessions")
+        else:
+            ws = s.scalars(select(WorkSession).where(WorkSession.user == login)
+                           .order_by(WorkSession.opened_at.desc()).limit(1)).first()
+            if ws is None:
+                return None
+        return SessionLink(ws.id, ws.project, tuple(sorted(d.dataset_id for d in ws.datasets)))
+
+    def sessions_of(self, s: Session, login: str, limit: int = 20) -> list[dict]:
+        try:
+            from ..governance.models import WorkSession
+        except ImportError:
+            return []
+        rows = s.scalars(select(WorkSession).where(WorkSession.user == login)
+                         .order_by(WorkSession.opened_at.desc()).limit(limit)).all()
+        return [{"session_id": w.id, "project": w.project, "opened_at": _aware(w.opened_at), "open": w.closed_at is None,
+                 "dataset_ids": sorted(d.dataset_id for d in w.datasets)} for w in rows]
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, s: Session, who: Identity, *, files: Iterable[str], justification: str,
+               project: str | None = None, session_id: str | None = None,
+               replaces: str | None = None) -> ExportRequest:
+        if who.is_service or not who.has_role("researchers"):
+            raise AirlockError(403, "only researchers ask for exports, from their own workspace home")
+        names = list(files)
+        justification = (justification or "").strip()
+        if not names:
+            raise AirlockError(400, "name at least one file")
+        if len(names) > self.settings.max_files:
+            raise AirlockError(400, f"{len(names)} files: at most {self.settings.max_files} in one request")
+        if len(set(names)) != len(names):
+            raise AirlockError(400, "a file is named twice")
+        if len(justification) < 10:
+            raise AirlockError(400, "explain in a justification (10 characters or more) what the files are and why "
+                                    "they must leave")
+        if len(justification) > self.settings.max_justification:
+            raise AirlockError(400, f"justification longer than {self.settings.max_justification} characters")
+        refused = []
+        for n in names:
+            try:
+                check_name(n)
+            except RefusedFile as e:
+                refused.append({"file": e.name, "reason": e.reason})
+        if refused:
+            raise AirlockError(400, {"reason": "some files cannot be exported", "refused": refused})
+        link = self._session_link(s, who.name, session_id)
+        if project is not None and project not in who.projects and not who.is_admin:
+            raise AirlockError(403, f"you are not a member of project {project!r}")
+        if link and project and link.project != project:
+            raise AirlockError(400, f"session {link.session_id!r} belongs to project {link.project!r}")
+        if replaces is not None:
+            old = s.get(ExportRequest, replaces)
+            if old is None or old.requester != who.name:
+                raise AirlockError(400, f"{replaces!r} is not one of your export requests")
+            if old.state != "returned":
+                raise AirlockError(409, "only a request returned for changes can be replaced")
+
+        home = self.home_of(who.name)
+        frozen = []
+        total = 0
+        for n in names:  # copy now: later changes in the workspace change nothing here
+            try:
+                f = self.store.freeze_from_home(home, n, max_size=self.settings.max_file_size)
+            except RefusedFile as e:
+                refused.append({"file": e.name, "reason": e.reason})
+                continue
+            total += f.size
+            frozen.append(f)
+        if refused:
+            raise AirlockError(400, {"reason": "some files cannot be exported", "refused": refused})
+        if total > self.settings.max_request_size:
+            raise AirlockError(400, f"{total} bytes in all, above the limit of {self.settings.max_request_size}")
+
+        req = ExportRequest(
+            id=str(uuid.uuid4()), requester=who.name, project=project or (link.project if link else None),
+            session_id=link.session_id if link else None, dataset_ids=list(link.dataset_ids) if link else [],
+            justification=justification, state="pending", quorum=self.settings.quorum, total_size=total,
+            replaces_id=replaces, created_at=utcnow(),
+        )
+        limits = self.settings.limits()
+        for i, f in enumerate(frozen):
+            report = inspect_file(self.store.path_of(f.sha256), f.name, limits)
+            req.files.append(ExportFile(position=i, name=f.name, sha256=f.sha256, size=f.size, kind=report.kind,
+                                        severity=report.severity, findings=[x.to_dict() for x in report.findings],
+                                        preview=report.preview))
+        s.add(req)
+        s.flush()
+        self.tracing.send(
+            Action.REQUEST_EXPORT, user=who.name, key=req.id, dataset_ids=req.dataset_ids,
+            digests={f.name: f.sha256 for f in req.files},
+            details=self._details(req, n_files=len(req.files), total_size=total,
+                                  justification_sha256=_sha(justification),
+                                  findings=sorted({x["code"] for f in req.files for x in f.findings}),
+                                  replaces=replaces),
+        )
+        return req
+
+    def _details(self, req: ExportRequest, **extra) -> dict:
+        d = {"request_id": req.id, "session_id": req.session_id, "project": req.project}
+        d.update({k: v for k, v in extra.items()})
+        return d
+
+    # ------------------------------------------------------------------ review
+    def load(self, s: Session, request_id: str, *, lock: bool = False) -> ExportRequest:
+        try:
+            uuid.UUID(request_id)
+        except (ValueError, TypeError):
+            raise AirlockError(404, "no such export request")
+        q = select(ExportRequest).where(ExportRequest.id == request_id)
+        if lock:
+            q = q.with_for_update()
+        req = s.scalars(q).first()
+        if req is None:
+            raise AirlockError(404, "no such export request")
+        return req
+
+    def review(self, s: Session, request_id: str, who: Identity, *, decision: str, reason: str = "") -> ExportRequest:
+        req = self.load(s, request_id, lock=True)
+        if decision not in DECISIONS:
+            raise AirlockError(400, f"decision must be one of {', '.join(DECISIONS)}")
+        if not self.is_reviewer(who):
+            raise AirlockError(403, f"only {', '.join(self.settings.reviewer_roles)} review export requests")
+        if who.name == req.requester:
+            raise AirlockError(403, "you cannot review your own export request")
+        if req.state != "pending":
+            raise AirlockError(409, f"the request is already {req.state}")
+        if any(r.reviewer == who.name for r in req.reviews):
+            raise AirlockError(409, "you have already reviewed this request")
+        reason = (reason or "").strip()
+        if decision in ("reject", "return") and len(reason) < 3:
+            raise AirlockError(400, "give a reason when rejecting or returning a request")
+        if len(reason) > 4000:
+            raise AirlockError(400, "reason longer than 4000 characters")
+        now = utcnow()
+        req.reviews.append(ExportReview(reviewer=who.name, decision=decision, reason=reason, at=now))
+        approvals = sum(1 for r in req.reviews if r.decision == "approve")
+        if decision == "approve":
+            if approvals >= req.quorum:
+                req.state, req.decided_at = "approved", now
+        else:
+            req.state = "rejected" if decision == "reject" else "returned"
+            req.decided_at, req.decision_reason = now, reason
+        s.flush()
+        digests = {f.name: f.sha256 for f in req.files}
+        common = dict(requester=self.tracing.pseudonym(req.requester), approvals=approvals, quorum=req.quorum,
+                      state=req.state)
+        if decision == "approve":
+            self.tracing.send(Action.APPROVE_EXPORT, user=who.name, key=f"{req.id}:{who.name}",
+                              dataset_ids=req.dataset_ids, digests=digests,
+                              details=self._details(req, released=req.state == "approved", **common))
+        else:
+            self.tracing.send(Action.REJECT_EXPORT, user=who.name, key=f"{req.id}:{who.name}",
+                              dataset_ids=req.dataset_ids, digests=digests,
+                              details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
+        return req
+
+    # ------------------------------------------------------------------ download
+    def open_for_download(self, s: Session, request_id: str, file_id: int, who: Identity) -> tuple[ExportFile, Path]:
+        req = self.load(s, request_id)
+        if not self.can_download(who, req):
+            if who.name == req.requester and not who.is_service:
+                raise AirlockError(403, f"the request is {req.state}: only approved files can be downloaded")
+            raise AirlockError(403, "only the requester downloads the files of an approved request")
+        f = next((x for x in req.files if x.id == file_id), None)
+        if f is None:
+            raise AirlockError(404, "no such file in this request")
+        path = self.store.path_of(f.sha256)
+        if not self.store.verify(f.sha256):
+            raise AirlockError(409, "the stored copy no longer matches its digest: ask a data manager")
+        self.tracing.send(Action.DOWNLOAD_EXPORT, user=who.name, key=f"{req.id}:{f.id}:{uuid.uuid4()}",
+                          dataset_ids=req.dataset_ids, digests={f.name: f.sha256},
+                          details=self._details(req, file_id=f.id, size=f.size))
+        return f, path
+
+    def preview_path(self, s: Session, request_id: str, file_id: int, who: Identity) -> tuple[ExportFile, Path]:
+        req = self.load(s, request_id)
+        if not self.can_review(who, req):
+            raise AirlockError(403, "previews are shown to reviewers only")
+        f = next((x for x in req.files if x.id == file_id), None)
+        if f is None:
+            raise AirlockError(404, "no such file in this request")
+        if f.kind != "image":
+            raise AirlockError(404, "no image preview for this file")
+        return f, self.store.path_of(f.sha256)
+
+    # ------------------------------------------------------------------ views
+    def listing(self, s: Session, who: Identity, *, state: str | None = None, mine: bool = False,
+                limit: int = 200) -> list[ExportRequest]:
+        q = select(ExportRequest).order_by(ExportRequest.created_at.desc()).limit(limit)
+        if state:
+            q = q.where(ExportRequest.state == state)
+        if mine or not (self.is_reviewer(who) or who.has_role("auditors")):
+            q = q.where(ExportRequest.requester == who.name)
+        return list(s.scalars(q).all())
+
+    def view(self, req: ExportRequest, who: Identity) -> dict:
+        reviewer = self.can_review(who, req)
+        download = self.can_download(who, req)
+        return {
+            "request_id": req.id,
+            "requester": req.requester,
+            "project": req.project,
+            "session_id": req.session_id,
+            "dataset_ids": list(req.dataset_ids or []),
+            "justification": req.justification,
+            "state": req.state,
+            "quorum": req.quorum,
+            "approvals": sum(1 for r in req.reviews if r.decision == "approve"),
+            "total_size": req.total_size,
+            "replaces": req.replaces_id,
+            "created_at": _aware(req.created_at),
+            "decided_at": _aware(req.decided_at),
+            "decision_reason": req.decision_reason,
+            "can_review": reviewer and req.state == "pending" and all(r.reviewer != who.name for r in req.reviews),
+            "files": [
+                {
+                    "file_id": f.id, "name": f.name, "sha256": f.sha256, "size": f.size, "kind": f.kind,
+                    "severity": f.severity, "findings": f.findings,
+                    **({"preview": f.preview} if reviewer and f.preview else {}),
+                    **({"download": True} if download else {}),
+                }
+                for f in req.files
+            ],
+            "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason, "at": _aware(r.at)}
+                        for r in req.reviews],
+        }

@@ -1,0 +1,76 @@
+"""Fixtures of the export airlock tests: the real governance stack (JupyterHub + tracer +
+dataset service) with the airlock's store and homes in a temporary folder."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dataset_service.airlock.service import Airlock
+from dataset_service.airlock.settings import AirlockSettings
+from dataset_service.airlock.store import FrozenStore
+from dataset_service.airlock.tracing import ExportTracing
+
+from fixtures.governance_stack import governance_stack  # noqa: F401  (the real stack)
+
+PSEUDONYM_KEY = "test-pseudonym-key"
+
+
+@dataclass
+class AirlockStack:
+    st: object  # GovernanceStack
+    settings: AirlockSettings
+    root: Path
+
+    @property
+    def airlock(self) -> Airlock:
+        return self.st.app.state.airlock
+
+    def api(self, name):
+        return self.st.api(name)
+
+    def home(self, user: str) -> Path:
+        h = self.settings.homes_root / user
+        h.mkdir(parents=True, exist_ok=True)
+        return h
+
+    def write(self, user: str, name: str, data: bytes) -> Path:
+        p = self.home(user) / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        return p
+
+    def traces(self, **filters) -> list[dict]:
+        return self.st.tracer.traces(self.st.token("audrey"), **filters)
+
+    def open_session(self, user: str = "alice", project: str = "lung") -> tuple[str, str]:
+        """A granted dataset and an open workspace session for ``user``: (session_id, dataset_id)."""
+        st = self.st
+        ds = st.add_dataset("Lung CT " + secrets.token_hex(2))
+        with st.api(user) as c:
+            r = c.post("/api/access-requests", json={"dataset_id": ds, "project": project,
+                                                     "purpose": "train a nodule classifier", "duration_days": 30})
+            assert r.status_code == 201, r.text
+            rid = r.json()["id"] if "id" in r.json() else r.json()["request_id"]
+        for dac in ("dac1", "dac2"):
+            with st.api(dac) as c:
+                r = c.post(f"/api/access-requests/{rid}/votes", json={"decision": "approve", "reason": "fine"})
+                assert r.status_code == 200, r.text
+        with st.api("insitu-hub") as c:
+            r = c.post("/api/sessions", json={"user": user, "project": project, "dataset_ids": [ds], "profile": "cpu"})
+            assert r.status_code == 201, r.text
+            return r.json()["session_id"], ds
+
+
+@pytest.fixture(scope="session")
+def airlock_stack(governance_stack, tmp_path_factory) -> AirlockStack:
+    root = tmp_path_factory.mktemp("airlock")
+    settings = AirlockSettings(store_dir=root / "store", homes_root=root / "homes", quorum=1, large_file=1_000_000,
+                               max_file_size=5_000_000, max_request_size=8_000_000)
+    st = governance_stack
+    st.app.state.airlock_settings = settings
+    st.app.state.airlock = Airlock(settings, FrozenStore(settings.store_dir),
+                                   ExportTracing(st.tracer.url, st.token("dataset-service"), PSEUDONYM_KEY))
+    return AirlockStack(st=st, settings=settings, root=root)
