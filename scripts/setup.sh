@@ -48,7 +48,7 @@ fi
 d=$(digest pyproject.toml requirements.lock)
 if ! fresh venv "$d"; then
   log "installing Python dependencies into .venv"
-  .venv/bin/pip install -q -c requirements.lock -e '.[ml,test]'
+  .venv/bin/pip install -qq -c requirements.lock -e '.[ml,test]'
   mark venv "$d"
 fi
 
