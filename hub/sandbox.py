@@ -1,0 +1,541 @@
+"""LocalSandboxSpawner: the workspace plan rendered on this machine.
+
+The single-user server (``jupyterhub-singleuser`` from ``.venv-workspace``)
+runs under bubblewrap, started as root without a user namespace, then
+``setpriv`` switches to the plan's uid/gid with exactly the plan's dataset gids
+as supplementary groups, no capabilities (inheritable, ambient, bounding) and
+``no_new_privs``. The kernel therefore checks the lake's ACLs against the
+real uid and groups.
+
+The sandbox sees (``sandbox_argv``):
+
+* ``/usr`` (and the ``/bin``, ``/lib`` … symlinks of merged-usr) read-only, a
+  few files of ``/etc`` read-only, a generated ``/etc/passwd``, ``/etc/group``
+  and ``/etc/hosts``;
+* ``/proc`` of its own PID namespace, a minimal ``/dev``, a private ``/tmp``;
+* the lake read-only at its mount path, each chosen dataset folder read-only at
+  ``/mnt/datasets/<id>``, the home folder writable;
+* the workspace environment and the lock-down code read-only;
+* ``/run/insitu``: its own runtime folder (owned by the user, 0700) holding
+  ``jupyter.sock`` (the server listens there; the proxy connects to it) and
+  ``hub.sock`` (a forwarder in the hub process to the hub's API).
+
+It has its own network namespace with loopback only (``--unshare-net``): no
+packet can leave it, the hub and the proxy are reached over the two Unix
+sockets. It also has its own PID, IPC and UTS namespaces.
+
+State (``get_state``): pid and its start time (to survive a hub restart and to
+never mistake a reused pid), the runtime folder, the session and the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+from jupyterhub.spawner import Spawner
+from traitlets import Float, Integer, List, Unicode, default
+
+from hub.plan import WorkspacePlan
+from hub.spawner_base import DatasetSessionMixin, WorkspaceRefused
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_IN_SANDBOX = "/run/insitu"
+WORKSPACE_PY = "/opt/insitu/python"
+WORKSPACE_ETC = "/opt/insitu/etc/jupyter"
+ETC_FILES = (
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/fonts",
+    "/etc/mime.types",
+    "/etc/matplotlibrc",
+    "/etc/bash.bashrc",
+    "/etc/profile",
+    "/etc/inputrc",
+    "/etc/terminfo",
+)
+
+
+# --------------------------------------------------------------------------
+# pure parts
+# --------------------------------------------------------------------------
+
+
+def unix_url(path: str) -> str:
+    return "http+unix://" + quote(path, safe="")
+
+
+def passwd_lines(plan: WorkspacePlan, login: str = "jovyan") -> tuple[str, str]:
+    """Minimal /etc/passwd and /etc/group for the sandbox."""
+    passwd = (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"{login}:x:{plan.uid}:{plan.gid}:{plan.user}:{plan.home.target}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    groups = ["root:x:0:", f"users:x:{plan.gid}:" if plan.gid != 0 else ""]
+    for ds, gid in zip(plan.dataset_ids, plan.supplementary_gids):
+        groups.append(f"dataset-{ds}:x:{gid}:{login}")
+    groups.append("nogroup:x:65534:")
+    return passwd, "\n".join(g for g in groups if g) + "\n"
+
+
+def sandbox_argv(
+    plan: WorkspacePlan,
+    command: list[str],
+    *,
+    runtime_dir: str,
+    workspace_env: str,
+    workspace_code: str,
+    workspace_etc: str,
+    bwrap: str = "bwrap",
+    setpriv: str = "setpriv",
+    etc_files: tuple[str, ...] = ETC_FILES,
+    extra_ro_binds: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
+    """The full bubblewrap + setpriv command line for ``plan``. Pure."""
+    a = [
+        bwrap,
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "workspace",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for link in ("bin", "sbin", "lib", "lib64", "lib32"):
+        target = os.readlink("/" + link) if os.path.islink("/" + link) else None
+        if target:
+            a += ["--symlink", target, "/" + link]
+    a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    a += ["--perms", "0755", "--dir", "/etc"]
+    for f in etc_files:
+        a += ["--ro-bind-try", f, f]
+    for f in ("passwd", "group", "hosts"):
+        a += ["--ro-bind", f"{runtime_dir}/etc/{f}", f"/etc/{f}"]
+    for d in ("/mnt", "/home", "/opt", "/opt/insitu", "/run", "/var", "/var/tmp"):
+        a += ["--perms", "0755", "--dir", d]
+    roots = {os.path.dirname(m.target) for m in plan.mounts}
+    for d in sorted(roots):
+        if d not in ("/", "/mnt", "/home"):
+            a += ["--perms", "0755", "--dir", d]
+    for m in plan.mounts:
+        a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
+    a += ["--ro-bind", workspace_env, workspace_env]
+    a += ["--ro-bind", workspace_code, f"{WORKSPACE_PY}/insitu_workspace"]
+    a += ["--ro-bind", workspace_etc, WORKSPACE_ETC]
+    for src, dst in extra_ro_binds:
+        a += ["--ro-bind", src, dst]
+    a += ["--bind", runtime_dir + "/run", RUN_IN_SANDBOX]
+    a += ["--chdir", plan.home.target, "--"]
+    groups = ",".join(str(g) for g in plan.supplementary_gids)
+    a += [setpriv, f"--reuid={plan.uid}", f"--regid={plan.gid}"]
+    a += [f"--groups={groups}"] if groups else ["--clear-groups"]
+    a += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return a + list(command)
+
+
+def sandbox_env(plan: WorkspacePlan, hub_env: dict[str, str], workspace_env: str) -> dict[str, str]:
+    """Environment of the workspace: the hub's variables for the single-user
+    server, the plan's variables, and nothing of the hub's own environment."""
+    env = {k: v for k, v in hub_env.items() if k.startswith(("JUPYTERHUB_", "JPY_", "MEM_", "CPU_"))}
+    env.update(plan.environment)
+    env.update(
+        {
+            "PATH": f"{workspace_env}/bin:/usr/local/bin:/usr/bin:/bin",
+            "USER": "jovyan",
+            "LOGNAME": "jovyan",
+            "SHELL": "/bin/bash",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": WORKSPACE_PY,
+            "PYTHONNOUSERSITE": "1",
+            "JUPYTER_CONFIG_DIR": WORKSPACE_ETC,
+            "JUPYTER_CONFIG_PATH": WORKSPACE_ETC,
+            "JUPYTERHUB_DISABLE_USER_CONFIG": "1",
+            "JUPYTER_RUNTIME_DIR": f"{RUN_IN_SANDBOX}/jupyter",
+            "IPYTHONDIR": f"{plan.home.target}/.ipython",
+            "MPLCONFIGDIR": f"{plan.home.target}/.config/matplotlib",
+            "TMPDIR": "/tmp",
+        }
+    )
+    return env
+
+
+def proc_start_time(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def proc_alive(pid: int, start_time: str | None) -> bool:
+    st = proc_start_time(pid)
+    if st is None or (start_time and st != start_time):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --------------------------------------------------------------------------
+# the hub-API forwarder (hub side of hub.sock)
+# --------------------------------------------------------------------------
+
+
+class UnixForwarder:
+    """Listens on a Unix socket and pipes each connection to a TCP (or Unix)
+    address: the only way from a workspace to the hub's API."""
+
+    def __init__(self, listen_path: str, target_url: str, mode: int = 0o600, owner: tuple[int, int] | None = None):
+        self.listen_path = listen_path
+        u = urlparse(target_url)
+        self.target_unix = None
+        if u.scheme in ("http+unix", "unix+http"):
+            from urllib.parse import unquote
+
+            self.target_unix = unquote(u.netloc)
+        else:
+            self.target = (u.hostname or "127.0.0.1", u.port or 80)
+        self.mode = mode
+        self.owner = owner
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        if os.path.exists(self.listen_path):
+            os.unlink(self.listen_path)
+        self.server = await asyncio.start_unix_server(self._handle, path=self.listen_path)
+        os.chmod(self.listen_path, self.mode)
+        if self.owner:
+            os.chown(self.listen_path, *self.owner)
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None and self.server.is_serving()
+
+    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self.target_unix:
+                r2, w2 = await asyncio.open_unix_connection(self.target_unix)
+            else:
+                r2, w2 = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, w2), self._pipe(r2, writer))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        try:
+            os.unlink(self.listen_path)
+        except FileNotFoundError:
+            pass
+
+
+# --------------------------------------------------------------------------
+# the spawner
+# --------------------------------------------------------------------------
+
+
+class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
+    """Start each workspace in a bubblewrap sandbox as the user's own uid, with
+    the granted datasets' gids, read-only lake and datasets, a writable home and
+    a loopback-only network; the proxy and the hub are reached over Unix sockets."""
+
+    bwrap_path = Unicode(shutil.which("bwrap") or "/usr/bin/bwrap", config=True, help="The bubblewrap binary.")
+    setpriv_path = Unicode("/usr/bin/setpriv", config=True, help="setpriv (util-linux), run inside the sandbox.")
+    workspace_env = Unicode(
+        str(REPO / ".venv-workspace"),
+        config=True,
+        help="The workspace Python environment (built by scripts/setup.d/20-workspace-env.sh); "
+        "it must be readable and executable by the workspace uids.",
+    )
+    workspace_code = Unicode(
+        str(REPO / "hub" / "workspace"),
+        config=True,
+        help="Folder bound read-only as the Python package `insitu_workspace` (the lock-down extension).",
+    )
+    workspace_etc = Unicode(
+        str(REPO / "hub" / "workspace" / "etc" / "jupyter"),
+        config=True,
+        help="Read-only JUPYTER_CONFIG_DIR of the workspace (enables the lock-down, disables download plugins).",
+    )
+    runtime_root = Unicode(
+        "/tmp/insitu-ws",
+        config=True,
+        help="Folder of the per-workspace runtime folders (Unix sockets); keep the path short "
+        "(a Unix socket path is limited to 107 bytes).",
+    )
+    extra_ro_binds = List(
+        config=True, help="Extra [source, target] pairs bound read-only into every sandbox."
+    )
+    stop_grace = Float(5.0, config=True, help="Seconds between SIGTERM and SIGKILL on stop.")
+    home_mode = Integer(0o700, config=True, help="Mode of a newly created home folder.")
+
+    @default("offered_profiles")
+    def _default_offered_profiles(self):
+        return ["notebook-cpu"]
+
+    @default("options_form")
+    def _default_options_form(self):
+        return self.insitu_options_form
+
+    @default("cmd")
+    def _default_cmd(self):
+        return [f"{self.workspace_env}/bin/jupyterhub-singleuser"]
+
+    @default("http_timeout")
+    def _default_http_timeout(self):
+        return 60
+
+    # runtime state
+    pid = Integer(0)
+    pid_start = Unicode(None, allow_none=True)
+    runtime_dir = Unicode(None, allow_none=True)
+    proc: subprocess.Popen | None = None
+    forwarder: UnixForwarder | None = None
+
+    # ------------------------------------------------------------------
+    @property
+    def socket_path(self) -> str | None:
+        return f"{self.runtime_dir}/run/jupyter.sock" if self.runtime_dir else None
+
+    def _abs(self, p: str) -> str:
+        return os.path.abspath(p)
+
+    # keep the proxy/hub pointed at the Unix socket, also after a hub restart
+    # (JupyterHub stores proto/ip/port only, and lower-cases the host part)
+    @property
+    def server(self):
+        s = Spawner.server.fget(self)
+        if s is not None and self.socket_path and s.proto == "http+unix":
+            url = unix_url(self.socket_path)
+            if not s.connect_url.startswith(url + "/"):
+                s.connect_url = url
+        return s
+
+    @server.setter
+    def server(self, server):
+        Spawner.server.fset(self, server)
+
+    def get_state(self):
+        state = super().get_state()
+        if self.pid:
+            state.update(pid=self.pid, pid_start=self.pid_start, runtime_dir=self.runtime_dir)
+        state.update({k: v for k, v in self.session_state().items() if v})
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.pid = int(state.get("pid", 0) or 0)
+        self.pid_start = state.get("pid_start")
+        self.runtime_dir = state.get("runtime_dir")
+        self.load_session_state(state)
+
+    def clear_state(self):
+        super().clear_state()
+        self.pid = 0
+        self.pid_start = None
+        self.runtime_dir = None
+        self.session_id = None
+        self.plan_json = None
+
+    # ------------------------------------------------------------------
+    def _prepare_home(self, plan: WorkspacePlan) -> None:
+        home = Path(plan.home.source)
+        home.parent.mkdir(parents=True, exist_ok=True)
+        if home.is_symlink():
+            raise WorkspaceRefused("the home folder is a symlink; refusing")
+        if not home.exists():
+            home.mkdir(mode=self.home_mode)
+            os.chown(home, plan.uid, plan.gid)
+            os.chmod(home, self.home_mode)
+        st = home.stat()
+        if st.st_uid != plan.uid:
+            raise WorkspaceRefused(f"the home folder {home} belongs to uid {st.st_uid}, not {plan.uid}")
+
+    def _prepare_runtime(self, plan: WorkspacePlan) -> str:
+        root = Path(self._abs(self.runtime_root))
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711)
+        rd = root / f"{plan.uid}-{secrets.token_hex(4)}"
+        rd.mkdir(mode=0o700)
+        (rd / "etc").mkdir(mode=0o755)
+        passwd, group = passwd_lines(plan)
+        (rd / "etc" / "passwd").write_text(passwd)
+        (rd / "etc" / "group").write_text(group)
+        (rd / "etc" / "hosts").write_text("127.0.0.1 localhost workspace\n::1 localhost ip6-localhost\n")
+        for f in ("passwd", "group", "hosts"):
+            os.chmod(rd / "etc" / f, 0o644)
+        run = rd / "run"
+        run.mkdir(mode=0o700)
+        (run / "jupyter").mkdir(mode=0o700)
+        os.chown(run, plan.uid, plan.gid)
+        os.chown(run / "jupyter", plan.uid, plan.gid)
+        os.chmod(rd, 0o711)
+        if len(str(run / "jupyter.sock")) > 100:
+            raise WorkspaceRefused(f"runtime folder path too long for a Unix socket: {run}")
+        return str(rd)
+
+    async def _ensure_forwarder(self, plan_uid: int | None = None) -> None:
+        if self.forwarder is not None and self.forwarder.running:
+            return
+        if not self.runtime_dir:
+            return
+        uid = plan_uid
+        if uid is None and self.plan_json:
+            uid = json.loads(self.plan_json)["uid"]
+        self.forwarder = UnixForwarder(
+            f"{self.runtime_dir}/run/hub.sock",
+            self.hub.url,
+            mode=0o600,
+            owner=(uid, -1) if uid is not None else None,
+        )
+        await self.forwarder.start()
+
+    def _argv_and_env(self, plan: WorkspacePlan) -> tuple[list[str], dict[str, str]]:
+        sock = f"{RUN_IN_SANDBOX}/jupyter.sock"
+        command = list(self.cmd) + [f"--sock={sock}", "--ServerApp.sock_mode=0o600"] + list(self.get_args())
+        # get_args() adds --port/--ip for TCP; the server listens on the socket only
+        command = [c for c in command if not c.startswith(("--port", "--ip="))]
+        argv = sandbox_argv(
+            plan,
+            command,
+            runtime_dir=self.runtime_dir,
+            workspace_env=self._abs(self.workspace_env),
+            workspace_code=self._abs(self.workspace_code),
+            workspace_etc=self._abs(self.workspace_etc),
+            bwrap=self.bwrap_path,
+            setpriv=self.setpriv_path,
+            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds),
+        )
+        return argv, sandbox_env(plan, self.get_env(), self._abs(self.workspace_env))
+
+    async def start(self):
+        try:
+            plan = await self.open_dataset_session()
+        except WorkspaceRefused as e:
+            self.log.warning("workspace for %s refused: %s", self.user.name, e)
+            raise
+        if plan.kind != "notebook":
+            await self.close_dataset_session()
+            raise WorkspaceRefused(f"profile {plan.profile!r} cannot run in the local sandbox")
+        try:
+            self._prepare_home(plan)
+            self.runtime_dir = self._prepare_runtime(plan)
+            # the single-user server reaches the hub API through hub.sock
+            self.hub_connect_url = unix_url(f"{RUN_IN_SANDBOX}/hub.sock")
+            await self._ensure_forwarder(plan.uid)
+            argv, env = self._argv_and_env(plan)
+            self.log.info("starting sandbox for %s: uid %s, gids %s", self.user.name, plan.uid, plan.supplementary_gids)
+            self.log.debug("sandbox command: %s", argv)
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except Exception as e:
+            await self._teardown()
+            await self.close_dataset_session()
+            if isinstance(e, WorkspaceRefused):
+                raise
+            raise WorkspaceRefused(f"the sandbox could not start: {e}") from e
+        self.pid = self.proc.pid
+        self.pid_start = proc_start_time(self.pid)
+        return unix_url(self.socket_path)
+
+    async def poll(self):
+        if self.proc is not None and self.proc.pid == self.pid:
+            rc = self.proc.poll()
+            if rc is not None:
+                return rc
+        elif not self.pid or not proc_alive(self.pid, self.pid_start):
+            if self.pid or self.session_id:
+                return 0
+            return 0
+        # alive: after a hub restart, re-open the hub API forwarder
+        try:
+            await self._ensure_forwarder()
+        except OSError as e:
+            self.log.error("cannot re-open the hub forwarder for %s: %s", self.user.name, e)
+        return None
+
+    def _signal_group(self, sig: int) -> bool:
+        """Signal the sandbox's process group; False when nothing of it is left."""
+        if self.proc is not None:
+            self.proc.poll()  # reap the outer bwrap, a zombie still counts as a member
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def _teardown(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+            self.forwarder = None
+        if self.runtime_dir and os.path.isdir(self.runtime_dir):
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    async def stop(self, now=False):
+        if self.pid and (self.proc is not None or proc_alive(self.pid, self.pid_start)):
+            # the single-user server (same process group) shuts down on SIGTERM; when it
+            # exits, the sandbox's PID namespace ends and takes its kernels with it
+            loop = asyncio.get_running_loop()
+            if self._signal_group(signal.SIGTERM):
+                deadline = loop.time() + (0.5 if now else self.stop_grace)
+                while loop.time() < deadline and self._signal_group(0):
+                    await asyncio.sleep(0.05)
+                if self._signal_group(0):
+                    self._signal_group(signal.SIGKILL)
+            if self.proc is not None:
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.log.error("sandbox of %s did not exit", self.user.name)
+        self.proc = None
+        await self._teardown()
+        await self.close_dataset_session()
+        self.pid = 0
+        self.pid_start = None
+        self.runtime_dir = None
+
+
+if __name__ == "__main__":  # pragma: no cover - a debugging aid
+    print(sys.argv)
