@@ -55,7 +55,7 @@ def _walk(data: bytes, pos: int, explicit: bool, fields: dict | None, stop_group
             vr = data[pos + 4:pos + 6]
             if vr in LONG_VRS:
                 if pos + 12 > n:
-                    raise _Fallback()
+                    raise NotDicom("truncated DICOM file")
                 length = _U32.unpack_from(data, pos + 8)[0]
                 pos += 12
             else:
@@ -64,8 +64,10 @@ def _walk(data: bytes, pos: int, explicit: bool, fields: dict | None, stop_group
         else:
             length = _U32.unpack_from(data, pos + 4)[0]
             pos += 8
-        if length == 0xFFFFFFFF or pos + length > n:
+        if length == 0xFFFFFFFF:
             raise _Fallback()
+        if pos + length > n:
+            raise NotDicom("truncated DICOM file (an element runs past the end)")
         key = WANTED.get(tag) if fields is None else tag
         if key is not None:
             out[key] = data[pos:pos + length]
@@ -108,7 +110,13 @@ def _pydicom_header(data: bytes) -> dict:
     return _normalise(out)
 
 
+REQUIRED = ("sop_uid", "study_uid", "series_uid", "modality")
+
+
 def _normalise(out: dict) -> dict:
+    missing = [k for k in REQUIRED if not out.get(k)]
+    if missing:
+        raise NotDicom(f"missing required DICOM attributes: {', '.join(missing)}")
     d = out.get("study_date")
     if d and len(d) == 8 and d.isdigit():
         out["study_date"] = f"{d[:4]}-{d[4:6]}-{d[6:]}"
