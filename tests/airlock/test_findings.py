@@ -14,45 +14,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
+from airlock_files import dicom_bytes, dicom_dataset
 from dataset_service.airlock.findings import Limits, inspect_file, nifti_shape, npy_shape, pickled_shapes, thumbnail_png
 
 LIMITS = Limits(large_file=1_000_000)
-
-
-def dicom_dataset(rows: int = 16) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "sub-00007"
-    ds.PatientID = "sub-00007"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "CT"
-    ds.Rows = ds.Columns = rows
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = np.arange(rows * rows, dtype=np.uint16).tobytes()
-    return ds
-
-
-def dicom_bytes(preamble: bool = True, implicit: bool = False) -> bytes:
-    ds = dicom_dataset()
-    if implicit:
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    buf = io.BytesIO()
-    if preamble:
-        ds.save_as(buf, enforce_file_format=True)
-    else:
-        ds.save_as(buf, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
-    return buf.getvalue()
 
 
 def write(tmp: Path, name: str, data: bytes) -> Path:
