@@ -1,3 +1,3 @@
 """Fixtures of the tracer tests: real anvil chains, stores, tracer processes (helpers in tracer_helpers.py)."""
 
-from tracer_helpers import anvil, store, traces, tracer_factory  # noqa: F401
+from tracer_helpers import anvil, module_tracer, store, traces, tracer_factory  # noqa: F401

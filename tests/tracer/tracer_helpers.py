@@ -110,16 +110,12 @@ class TracerProcess:
         return out
 
 
-@pytest.fixture()
-def tracer_factory(tmp_path, hub_server):
-    """Build tracer processes bound to the test hub and a chain URL; stopped at the end."""
-    made: list[TracerProcess] = []
-
+def _tracer_factory(workdir: Path, hub_server, made: list):
     def factory(chain_url: str, *, db: Path | None = None, **env) -> TracerProcess:
-        key = tmp_path / "tracer.key"
+        key = workdir / "tracer.key"
         key.write_text(DEV_KEYS[0] + "\n")
         base = {
-            "TRACER_DATABASE_URL": f"sqlite:///{db or tmp_path / 'tracer.sqlite'}",
+            "TRACER_DATABASE_URL": f"sqlite:///{db or workdir / 'tracer.sqlite'}",
             "TRACER_CHAIN_URL": chain_url,
             "TRACER_KEY_FILE": str(key),
             "TRACER_HUB_API_URL": hub_server.api_url,
@@ -129,13 +125,30 @@ def tracer_factory(tmp_path, hub_server):
             "TRACER_RECEIPT_TIMEOUT": "5",
         }
         base.update({k.upper(): str(v) for k, v in env.items()})
-        tp = TracerProcess(tmp_path, base, free_port())
+        tp = TracerProcess(workdir, base, free_port())
         made.append(tp)
         return tp
 
-    yield factory
+    return factory
+
+
+@pytest.fixture()
+def tracer_factory(tmp_path, hub_server):
+    """Build tracer processes bound to the test hub and a chain URL; stopped at the end."""
+    made: list[TracerProcess] = []
+    yield _tracer_factory(tmp_path, hub_server, made)
     for tp in made:
         tp.stop()
+
+
+@pytest.fixture(scope="module")
+def module_tracer(tmp_path_factory, hub_server, anvil):
+    """One tracer process (on the shared anvil) for a whole test module."""
+    made: list[TracerProcess] = []
+    tp = _tracer_factory(tmp_path_factory.mktemp("tracer"), hub_server, made)(anvil.url).start()
+    yield tp
+    for t in made:
+        t.stop()
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
@@ -149,12 +162,13 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
         time.sleep(interval)
 
 
-def new_traces(n: int, *, caller: str = "dataset-service", datasets: int = 5, action: str = "USE_DATASETS"):
+def new_traces(n: int, *, caller: str = "dataset-service", datasets: int = 5, action: str = "USE_DATASETS",
+               prefix: str = ""):
     from tracer.client import make_trace, pseudonym
 
     return [
-        make_trace(action, caller=caller, user=pseudonym(f"user{i % 3}", PSEUDONYM_KEY),
-                   dataset_ids=[f"ds-{i % datasets}"], digests={f"ds-{i % datasets}": f"{i:064x}"},
+        make_trace(action, caller=caller, user=pseudonym(f"{prefix}user{i % 3}", PSEUDONYM_KEY),
+                   dataset_ids=[f"{prefix}ds-{i % datasets}"], digests={f"{prefix}ds-{i % datasets}": f"{i:064x}"},
                    details={"session_id": f"s-{i}"})
         for i in range(n)
     ]
