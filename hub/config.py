@@ -416,6 +416,13 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
     c.JupyterHub.services = service_definitions(settings, tokens)
     c.JupyterHub.load_roles = role_definitions()
     c.JupyterHub.spawner_class = settings.spawner_class
+    # the spawners' dataset session (hub.spawner_base.DatasetSessionMixin)
+    c.Spawner.dataset_service_url = settings.dataset_service_url.rstrip("/") + "/services/" + SERVICE_DATASET
+    c.Spawner.dataset_service_token = tokens[SERVICE_HUB]
+    if settings.mode == "embedded":
+        c.Spawner.lake_dir = settings.path("lake")
+        c.Spawner.datasets_dir = settings.path("datasets")
+        c.Spawner.home_root = settings.path("homes")
     c.JupyterHub.default_url = "/hub/home"
     c.Authenticator.manage_groups = True
     c.Authenticator.auth_refresh_age = 60

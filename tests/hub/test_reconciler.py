@@ -1,8 +1,8 @@
 """The revocation reconciler against a real JupyterHub with real servers.
 
-The servers are real jupyter-server processes started by JupyterHub's simple
-local spawner. The dataset service side is a small stand-in HTTP app serving
-``GET /api/sessions/uncovered`` and ``DELETE /api/sessions/{id}`` exactly as in
+The servers are real processes started by JupyterHub's simple local spawner
+(a tiny HTTP server in place of jupyter-server, see ``TINY_SERVER``). The
+dataset service side is a small stand-in HTTP app serving ``GET /api/sessions/uncovered`` and ``DELETE /api/sessions/{id}`` exactly as in
 docs/CONTRACTS.md §3 (the real service is used in the integration test).
 The hub token is the ``insitu-hub`` service's, with the roles of
 ``hub.config.role_definitions`` (least privilege is part of what is tested).
@@ -89,24 +89,38 @@ class StandInSessions:
         self.thread.join(5)
 
 
+# A tiny stand-in for the notebook server (answers 200 on its URL, exits on
+# SIGTERM at once): these tests are about stopping, not about notebooks; the
+# real workspace server is started in the integration test.
+TINY_SERVER = (
+    "import os, http.server, urllib.parse\n"
+    "u = urllib.parse.urlparse(os.environ['JUPYTERHUB_SERVICE_URL'])\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
+    "    def log_message(self, *a): pass\n"
+    "http.server.ThreadingHTTPServer((u.hostname, u.port), H).serve_forever()\n"
+)
+
 SPAWNER_CONFIG = textwrap.dedent(f"""
+    import sys
     from hub.config import role_definitions
     c.JupyterHub.load_roles += [r for r in role_definitions() if r["name"] == "insitu-hub"]
     c.JupyterHub.spawner_class = "simple"
     c.JupyterHub.allow_named_servers = True
-    c.Spawner.cmd = [{str(REPO / ".venv" / "bin" / "jupyterhub-singleuser")!r}]
-    c.Spawner.args = ["--allow-root", "--ServerApp.token=''", "--ServerApp.open_browser=False"]
-    c.Spawner.http_timeout = 60
-    c.Spawner.start_timeout = 60
+    c.Spawner.cmd = [sys.executable, "-c", {TINY_SERVER!r}]
+    c.Spawner.args = []
+    c.Spawner.http_timeout = 30
+    c.Spawner.start_timeout = 30
 """)
+
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     work = tmp_path_factory.mktemp("rechub")
     users = {"alice": ["researchers", "project-lung", "project-brain"], "bob": ["researchers", "project-brain"]}
-    h = start_hub(work, users=users, extra_config=SPAWNER_CONFIG,
-                  env={"JUPYTERHUB_SINGLEUSER_APP": "jupyter_server.serverapp.ServerApp"})
+    h = start_hub(work, users=users, extra_config=SPAWNER_CONFIG)
     yield h
     h.stop()
 
