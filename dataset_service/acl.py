@@ -122,3 +122,11 @@ def grant_tree(root: str, gid: int) -> int:
                 elif e.is_file(follow_symlinks=False):
                     n += grant_group(e.path, gid, 4, e.stat(follow_symlinks=False))
     return n
+
+
+def set_exact(path: str | os.PathLike, owner_perms: int, gid: int, group_perms: int) -> None:
+    """Replace the ACL (and so the mode) of a file the service created: ``user::<owner_perms>``,
+    ``group::---``, ``group:<gid>:<group_perms>``, ``mask::<group_perms>``, ``other::---``.
+    One ``setxattr`` instead of chmod + getxattr + setxattr."""
+    _write(path, {(USER_OBJ, UNDEFINED_ID): owner_perms, (GROUP_OBJ, UNDEFINED_ID): 0,
+                  (GROUP, gid): group_perms, (OTHER, UNDEFINED_ID): 0})

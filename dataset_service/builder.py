@@ -120,9 +120,10 @@ def resolve_studies(s, settings: Settings, *, study_ids: list[str] | None, query
     if len(ids) > settings.max_studies_per_request:
         raise RequestError(f"too many studies ({len(ids)} > {settings.max_studies_per_request})", 413)
     lake = Path(settings.lake_dir)
+    lake_real = os.path.realpath(lake)
     for sid in ids:
         try:
-            resolve_study(lake, sid)
+            resolve_study(lake, sid, lake_real)
         except UnsafePath as e:
             raise RequestError(str(e), 422) from None
     return sorted(ids)
@@ -250,26 +251,23 @@ def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, in
         raise BuildError(f"study {study_id}: {len(expected) - seen} catalogued file(s) missing: re-index the lake")
 
 
-def _seal(root: Path, gid: int, apply_acls: bool) -> None:
-    """Folders 0500 and files 0400 for the owner; ``group:<gid>`` may read (ACL)."""
-    for cur, dirs, files in os.walk(root, topdown=False):
-        for f in files:
-            p = os.path.join(cur, f)
-            if os.path.islink(p):
-                continue
-            os.chmod(p, 0o400)
-            if apply_acls:
-                acl.grant_group(p, gid, 4)
-        for d in dirs:
-            p = os.path.join(cur, d)
-            if os.path.islink(p):
-                continue
-            os.chmod(p, 0o500)
-            if apply_acls:
-                acl.grant_group(p, gid, 5)
-    os.chmod(root, 0o500)
-    if apply_acls:
-        acl.grant_group(root, gid, 5)
+def _seal(root: Path, subjects: list[str], files: list[str], gid: int, apply_acls: bool) -> None:
+    """Folders 0500 and files 0400 for the owner; ``group:<gid>`` may read (ACL), others nothing.
+
+    The tree was made by this build: its folders are ``root`` and the subject
+    folders, its files ``files``; the study entries are symbolic links (no mode).
+    """
+    dirs = [str(root / x) for x in subjects] + [str(root)]
+    for f in files:
+        if apply_acls:
+            acl.set_exact(root / f, 4, gid, 4)
+        else:
+            os.chmod(root / f, 0o400)
+    for d in dirs:  # the root last
+        if apply_acls:
+            acl.set_exact(d, 5, gid, 5)
+        else:
+            os.chmod(d, 0o500)
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -326,8 +324,9 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
         last = time.monotonic()
         made_subjects = set()
         mount = settings.lake_mount_path.rstrip("/")
+        lake_real = os.path.realpath(lake)
         for i, sid in enumerate(study_ids, 1):
-            study_dir = resolve_study(lake, sid)
+            study_dir = resolve_study(lake, sid, lake_real)
             _grant_and_check(str(study_dir), gid, expected[sid], settings.apply_acls, sid)
             subject, study = sid.split("/")
             if subject not in made_subjects:
@@ -347,7 +346,7 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
                       "series": list(studies[sid].values())} for sid in study_ids])
         (tmp / "manifest.json").write_bytes(canonical_json(manifest))
         (tmp / "eforms.json").write_bytes(canonical_json({k: eforms.get(k) for k in sorted(made_subjects)}))
-        _seal(tmp, gid, settings.apply_acls)
+        _seal(tmp, sorted(made_subjects), ["manifest.json", "eforms.json"], gid, settings.apply_acls)
         os.rename(tmp, final)
         _fsync_dir(final.parent)
         return _finish(settings, db, dataset_id, manifest, meta["actor"], resumed=False)

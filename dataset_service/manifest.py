@@ -21,8 +21,8 @@ Hashing rules (all SHA-256, hex lower case, 64 characters):
 The 0x00/0x01 prefixes separate leaves from inner nodes (as RFC 6962 does),
 so no inner node can pass for a leaf.
 
-``manifest.json`` is written as canonical JSON (sorted keys, two-space indent,
-UTF-8, trailing newline) with: ``format``, ``dataset_id``, ``name``,
+``manifest.json`` is written as canonical JSON (sorted keys, no insignificant
+whitespace (``,`` and ``:`` separators), UTF-8, trailing newline) with: ``format``, ``dataset_id``, ``name``,
 ``version``, ``lake_mount_path``, ``merkle_root``, ``study_count``,
 ``file_count``, ``total_size``, ``studies[]`` each with ``subject``, ``study``,
 ``digest``, ``series[]`` each with ``series``, ``modality``, ``body_part`` and
@@ -92,7 +92,7 @@ def verify_proof(study_id: str, digest: str, proof: list[tuple[str, str]], root:
 
 
 def canonical_json(obj) -> bytes:
-    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def build_manifest(*, dataset_id: str, name: str, version: int, lake_mount_path: str,
