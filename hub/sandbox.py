@@ -128,12 +128,17 @@ def sandbox_argv(
         a += ["--ro-bind-try", f, f]
     for f in ("passwd", "group", "hosts"):
         a += ["--ro-bind", f"{runtime_dir}/etc/{f}", f"/etc/{f}"]
-    for d in ("/mnt", "/home", "/opt", "/opt/insitu", "/run", "/var", "/var/tmp"):
+    # every folder above a bind target is created 0755 (bubblewrap would make it 0700)
+    targets = [m.target for m in plan.mounts] + [workspace_env, f"{WORKSPACE_PY}/insitu_workspace", WORKSPACE_ETC]
+    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX]
+    parents: set[str] = set()
+    for t in targets:
+        p = os.path.dirname(os.path.normpath(t))
+        while p not in ("/", "") and p not in ("/usr", "/etc", "/tmp", "/proc", "/dev"):
+            parents.add(p)
+            p = os.path.dirname(p)
+    for d in sorted(parents, key=lambda x: (x.count("/"), x)):
         a += ["--perms", "0755", "--dir", d]
-    roots = {os.path.dirname(m.target) for m in plan.mounts}
-    for d in sorted(roots):
-        if d not in ("/", "/mnt", "/home"):
-            a += ["--perms", "0755", "--dir", d]
     for m in plan.mounts:
         a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
     a += ["--ro-bind", workspace_env, workspace_env]
@@ -443,7 +448,11 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             setpriv=self.setpriv_path,
             extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds),
         )
-        return argv, sandbox_env(plan, self.get_env(), self._abs(self.workspace_env))
+        env = sandbox_env(plan, self.get_env(), self._abs(self.workspace_env))
+        # jupyter-server refuses --sock with any port but its default; it binds no TCP port
+        base = self.server.base_url if self.server else "/"
+        env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{base}"
+        return argv, env
 
     async def start(self):
         try:
@@ -478,6 +487,19 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             raise WorkspaceRefused(f"the sandbox could not start: {e}") from e
         self.pid = self.proc.pid
         self.pid_start = proc_start_time(self.pid)
+        # wait for the server's socket; a sandbox that exits first fails the spawn now
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while not os.path.exists(self.socket_path):
+            rc = self.proc.poll()
+            if rc is not None:
+                await self._teardown()
+                await self.close_dataset_session()
+                self.pid = 0
+                raise WorkspaceRefused(f"the workspace exited during start (status {rc}); see the hub log")
+            if loop.time() > deadline:
+                break  # the hub's own timeout handling takes over
+            await asyncio.sleep(0.05)
         return unix_url(self.socket_path)
 
     async def poll(self):

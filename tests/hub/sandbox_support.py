@@ -242,7 +242,7 @@ def kernel_exec(server_url: str, token: str, code: str, timeout: float = 60) -> 
 
     async def run() -> str:
         ws_url = server_url.replace("http://", "ws://") + f"api/kernels/{kid}/channels"
-        conn = await websocket_connect(HTTPRequest(ws_url, headers=h), connect_timeout=30)
+        conn = await websocket_connect(HTTPRequest(ws_url, headers=h, connect_timeout=30, request_timeout=30))
         msg_id = uuid.uuid4().hex
         conn.write_message(json.dumps({
             "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",

@@ -60,7 +60,7 @@ attempt("write_home", lambda: open(os.path.expanduser("~/result.txt"), "w").writ
 attempt("list_datasets", lambda: sorted(os.listdir("/mnt/datasets")))
 attempt("read_host_etc_shadow", lambda: len(open("/etc/shadow").read()))
 attempt("list_root", lambda: sorted(os.listdir("/")))
-attempt("list_work", lambda: os.listdir("/work"))
+attempt("list_repo", lambda: sorted(os.listdir(sys.argv[6])))
 attempt("interfaces", lambda: sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
 attempt("ipv4_routes", lambda: [l.split()[:3] for l in open("/proc/net/route").readlines()[1:]])
 attempt("ipv6_routes", lambda: [l.split()[6] for l in open("/proc/net/ipv6_route").readlines()
@@ -131,8 +131,8 @@ def run_probe(world, granted=("ds-a",), user="alice"):
     os.chmod(probe, 0o644)
     argv = sandbox_argv(
         plan,
-        ["/usr/bin/python3", "/opt/probe.py", layout.dataset_file("ds-a"), layout.lake_file("ds-b"),
-         layout.lake_file("ds-a"), str(srv.getsockname()[1]), abstract],
+        [f"{WS_ENV}/bin/python", "/opt/probe.py", layout.dataset_file("ds-a"), layout.lake_file("ds-b"),
+         layout.lake_file("ds-a"), str(srv.getsockname()[1]), abstract, str(REPO)],
         runtime_dir=str(rd),
         workspace_env=str(WS_ENV),
         workspace_code=str(REPO / "hub" / "workspace"),
@@ -193,7 +193,8 @@ def test_cannot_write_lake_or_dataset_folder(probe_a):
 def test_sees_only_its_own_datasets_and_no_host_files(probe_a):
     assert probe_a["list_datasets"]["value"] == ["ds-a"]
     assert probe_a["read_host_etc_shadow"]["ok"] is False
-    assert probe_a["list_work"]["ok"] is False  # the repository is not there
+    # of the repository, only the workspace environment is there
+    assert probe_a["list_repo"]["value"] == [".venv-workspace"]
     assert "root" not in probe_a["list_root"]["value"]
 
 
