@@ -6,6 +6,9 @@
   not be exported (nothing is stored as a request then).
 - ``GET /api/exports?state=&mine=`` → requests the caller may see (their own;
   every request for reviewers and auditors).
+- ``GET /api/exports/drafts``, ``POST /api/exports/drafts/{draft_id}`` (the
+  researcher): drafts written by ``python -m hub.workspace.export`` in the
+  home, and their submission (files whose digest changed since are refused).
 - ``GET /api/exports/{id}`` → one request: files with digests, sizes, kinds,
   findings; previews only for reviewers.
 - ``POST /api/exports/{id}/reviews`` (reviewers, never the requester) body
@@ -119,6 +122,31 @@ def list_exports(request: Request, state: str | None = None, mine: bool = False,
         return [_summary(airlock.view(r, who)) for r in airlock.listing(s, who, state=state, mine=mine)]
 
 
+@router.get("/api/exports/drafts")
+def list_drafts(request: Request, who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+    """Drafts written in the caller's home by ``python -m hub.workspace.export``, not yet submitted."""
+    if who.is_service or not who.has_role("researchers"):
+        raise HTTPException(403, "only researchers have export drafts")
+    try:
+        with request.app.state.db.session() as s:
+            return airlock.drafts(s, who.name)
+    except AirlockError as e:
+        raise http_error(e)
+
+
+@router.post("/api/exports/drafts/{draft_id}", status_code=201)
+def submit_draft(draft_id: str, request: Request, who: Identity = Depends(current_identity),
+                 airlock: Airlock = Depends(get_airlock)):
+    """Submit a workspace draft: its files are frozen now and must still have the draft's digests."""
+    try:
+        with request.app.state.db.session() as s:
+            req = airlock.submit_draft(s, who, draft_id)
+            view = airlock.view(req, who)
+    except (AirlockError, TraceFailed) as e:
+        raise http_error(e)
+    return view
+
+
 @router.get("/api/exports/{request_id}")
 def get_export(request_id: str, request: Request, who: Identity = Depends(current_identity),
                airlock: Airlock = Depends(get_airlock)):
@@ -181,3 +209,8 @@ def preview_response(airlock: Airlock, db, request_id: str, file_id: int, who: I
 def preview_file(request_id: str, file_id: int, request: Request, who: Identity = Depends(current_identity),
                  airlock: Airlock = Depends(get_airlock)):
     return preview_response(airlock, request.app.state.db, request_id, file_id, who)
+
+
+from . import web  # noqa: E402  (the review pages share this router: one line in app.ROUTERS)
+
+router.include_router(web.router)

@@ -36,6 +36,7 @@ class ExportRequest(Base):
     quorum: Mapped[int] = mapped_column(Integer, default=1)
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
     replaces_id: Mapped[str | None] = mapped_column(String(36))
+    draft_id: Mapped[str | None] = mapped_column(String(64))  # the workspace draft it was submitted from
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     decision_reason: Mapped[str | None] = mapped_column(Text)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -35,10 +36,13 @@ from tracer.schema import Action
 from .findings import inspect_file
 from .models import DECISIONS, ExportFile, ExportRequest, ExportReview, utcnow
 from .settings import AirlockSettings
-from .store import FrozenStore, RefusedFile, check_name
+from .store import FrozenStore, RefusedFile, check_name, list_home, read_small_from_home
 from .tracing import ExportTracing
 
 _SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+_DRAFT_NAME = re.compile(r"^[0-9a-f]{8,64}\.json$")
+DRAFT_DIR = ".insitu/exports"
+DRAFT_FORMAT = "insitu-export-draft/1"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -130,7 +134,8 @@ class Airlock:
     # ------------------------------------------------------------------ submit
     def submit(self, s: Session, who: Identity, *, files: Iterable[str], justification: str,
                project: str | None = None, session_id: str | None = None,
-               replaces: str | None = None) -> ExportRequest:
+               replaces: str | None = None, expected: dict[str, str] | None = None,
+               draft_id: str | None = None) -> ExportRequest:
         if who.is_service or not who.has_role("researchers"):
             raise AirlockError(403, "only researchers ask for exports, from their own workspace home")
         names = list(files)
@@ -177,6 +182,10 @@ class Airlock:
                 continue
             total += f.size
             frozen.append(f)
+        for f in frozen:
+            if expected is not None and expected.get(f.name) != f.sha256:
+                refused.append({"file": f.name, "reason": "the file changed after the export command named it: "
+                                                          "run the command again"})
         if refused:
             raise AirlockError(400, {"reason": "some files cannot be exported", "refused": refused})
         if total > self.settings.max_request_size:
@@ -186,7 +195,7 @@ class Airlock:
             id=str(uuid.uuid4()), requester=who.name, project=project or (link.project if link else None),
             session_id=link.session_id if link else None, dataset_ids=list(link.dataset_ids) if link else [],
             justification=justification, state="pending", quorum=self.settings.quorum, total_size=total,
-            replaces_id=replaces, created_at=utcnow(),
+            replaces_id=replaces, draft_id=draft_id, created_at=utcnow(),
         )
         limits = self.settings.limits()
         for i, f in enumerate(frozen):
@@ -210,6 +219,59 @@ class Airlock:
         d = {"request_id": req.id, "session_id": req.session_id, "project": req.project}
         d.update({k: v for k, v in extra.items()})
         return d
+
+    # ------------------------------------------------------------------ drafts
+    def drafts(self, s: Session, login: str) -> list[dict]:
+        """Export drafts written by ``python -m hub.workspace.export`` in the home, not yet submitted."""
+        home = self.home_of(login)
+        folder = home / DRAFT_DIR
+        if any(p.is_symlink() for p in (folder.parent, folder)) or not folder.is_dir():
+            return []
+        used = set(s.scalars(select(ExportRequest.draft_id).where(ExportRequest.requester == login,
+                                                                  ExportRequest.draft_id.is_not(None))).all())
+        out = []
+        for name, _size in list_home(folder, max_entries=200, max_depth=1):
+            if not _DRAFT_NAME.fullmatch(name) or name[:-5] in used:
+                continue
+            try:
+                d = self.parse_draft(read_small_from_home(home, f"{DRAFT_DIR}/{name}"), name[:-5])
+            except (RefusedFile, AirlockError):
+                continue
+            out.append(d)
+        return sorted(out, key=lambda d: d.get("created_at") or "", reverse=True)
+
+    @staticmethod
+    def parse_draft(raw: bytes, draft_id: str) -> dict:
+        try:
+            d = json.loads(raw)
+        except ValueError:
+            raise AirlockError(400, "the export draft is not valid JSON")
+        ok = (isinstance(d, dict) and d.get("format") == DRAFT_FORMAT and d.get("id") == draft_id
+              and isinstance(d.get("files"), list) and isinstance(d.get("justification"), str)
+              and all(isinstance(f, dict) and isinstance(f.get("name"), str)
+                      and isinstance(f.get("sha256"), str) for f in d["files"]))
+        if not ok:
+            raise AirlockError(400, "the export draft is malformed")
+        sid = d.get("session_id")
+        return {"draft_id": draft_id, "created_at": str(d.get("created_at") or ""),
+                "session_id": sid if isinstance(sid, str) and sid else None,
+                "justification": d["justification"],
+                "files": [{"name": f["name"], "sha256": f["sha256"], "size": f.get("size")} for f in d["files"]]}
+
+    def submit_draft(self, s: Session, who: Identity, draft_id: str) -> ExportRequest:
+        if not re.fullmatch(r"[0-9a-f]{8,64}", draft_id or ""):
+            raise AirlockError(400, "malformed draft id")
+        if s.scalars(select(ExportRequest.id).where(ExportRequest.requester == who.name,
+                                                    ExportRequest.draft_id == draft_id)).first():
+            raise AirlockError(409, "this draft has already been submitted")
+        try:
+            raw = read_small_from_home(self.home_of(who.name), f"{DRAFT_DIR}/{draft_id}.json")
+        except RefusedFile as e:
+            raise AirlockError(404, f"no such export draft in your home ({e.reason})")
+        d = self.parse_draft(raw, draft_id)
+        return self.submit(s, who, files=[f["name"] for f in d["files"]], justification=d["justification"],
+                           session_id=d["session_id"], expected={f["name"]: f["sha256"] for f in d["files"]},
+                           draft_id=draft_id)
 
     # ------------------------------------------------------------------ review
     def load(self, s: Session, request_id: str, *, lock: bool = False) -> ExportRequest:

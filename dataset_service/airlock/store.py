@@ -189,3 +189,44 @@ class FrozenStore:
             for chunk in iter(lambda: fh.read(CHUNK), b""):
                 h.update(chunk)
         return h.hexdigest() == sha256
+
+
+def read_small_from_home(home: Path | str, name: str, *, max_size: int = 64 * 1024) -> bytes:
+    """The bytes of a small file of the home, opened with the same rules as a freeze."""
+    parts = check_name(name)
+    fd, st = _open_in_home(Path(home), parts, name)
+    with os.fdopen(fd, "rb", closefd=True) as fh:
+        if st.st_size > max_size:
+            raise RefusedFile(name, f"larger than {max_size} bytes")
+        return fh.read(max_size + 1)[:max_size]
+
+
+def list_home(home: Path | str, *, max_entries: int = 2000, max_depth: int = 8,
+              skip_hidden: bool = True) -> list[tuple[str, int]]:
+    """Regular files of the home as (name, size), sorted; symlinks are neither followed nor listed."""
+    home = Path(home)
+    out: list[tuple[str, int]] = []
+    stack: list[tuple[Path, str, int]] = [(home, "", 0)]
+    while stack and len(out) < max_entries:
+        folder, rel, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for e in entries:
+            if skip_hidden and e.name.startswith("."):
+                continue
+            name = f"{rel}{e.name}"
+            try:
+                if e.is_symlink():
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    if depth + 1 < max_depth:
+                        stack.append((Path(e.path), name + "/", depth + 1))
+                elif e.is_file(follow_symlinks=False):
+                    out.append((name, e.stat(follow_symlinks=False).st_size))
+            except OSError:
+                continue
+            if len(out) >= max_entries:
+                break
+    return sorted(out)

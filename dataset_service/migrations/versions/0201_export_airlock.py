@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('quorum', sa.Integer(), nullable=False),
     sa.Column('total_size', sa.BigInteger(), nullable=False),
     sa.Column('replaces_id', sa.String(length=36), nullable=True),
+    sa.Column('draft_id', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decision_reason', sa.Text(), nullable=True),

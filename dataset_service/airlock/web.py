@@ -1,0 +1,230 @@
+"""Web pages of the export airlock (under the service prefix, browser login through the hub).
+
+- ``GET /exports``: the caller's requests (researchers) or the review queue
+  (reviewers, auditors), and the researcher's workspace drafts;
+- ``GET /exports/new[?draft=ID]``: choose files from the home (or a draft
+  written by ``python -m hub.workspace.export``) with a justification;
+  ``POST /exports/new`` submits (files frozen at that moment);
+- ``GET /exports/{id}``: files with kinds, sizes, SHA-256 digests, findings,
+  previews for reviewers, the reviews, download links for the requester of an
+  approved request; ``POST /exports/{id}/review``: approve, reject with a
+  reason, or return for changes;
+- ``GET /exports/{id}/files/{file_id}/download`` and ``.../preview.png``: the
+  same rules as the API.
+
+Every form carries a CSRF token bound to the user and the login cookie; the
+cookie is SameSite=Lax. A page without a login redirects to the hub's OAuth.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from hub.identity import Identity, optional_identity
+
+from .service import Airlock, AirlockError
+from .store import list_home
+from .tracing import TraceFailed
+
+HERE = Path(__file__).resolve().parent
+_loaders = [FileSystemLoader(str(HERE / "templates"))]
+_WEB_TEMPLATES = HERE.parent / "web" / "templates"
+if _WEB_TEMPLATES.is_dir():  # the service's shared base template (web pages of governance)
+    _loaders.append(FileSystemLoader(str(_WEB_TEMPLATES)))
+_env = Environment(loader=ChoiceLoader(_loaders), autoescape=select_autoescape(["html"]))
+templates = Jinja2Templates(env=_env)
+
+router = APIRouter(include_in_schema=False)
+_process_secret = secrets.token_bytes(32)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+_env.filters["size"] = _size
+
+
+def _deps():
+    from .api import get_airlock  # late: api imports this module
+
+    return get_airlock
+
+
+def csrf_token(request: Request, who: Identity) -> str:
+    auth = request.app.state.hub_auth
+    key = (auth.config.api_token or "").encode() or _process_secret
+    cookie = request.cookies.get(auth.config.cookie_name, "")
+    msg = f"airlock|{who.name}|{hashlib.sha256(cookie.encode()).hexdigest()}".encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def _check_csrf(request: Request, who: Identity, token: str) -> None:
+    if not token or not hmac.compare_digest(token, csrf_token(request, who)):
+        raise HTTPException(403, "the form expired or did not come from this site: reload the page")
+
+
+def _prefix(request: Request) -> str:
+    return request.app.state.settings.service_prefix
+
+
+def _login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{_prefix(request)}/login?next={quote(target, safe='')}", status_code=302)
+
+
+def _render(request: Request, name: str, who: Identity, status: int = 200, **ctx) -> HTMLResponse:
+    ctx.update(request=request, who=who, prefix=_prefix(request), csrf=csrf_token(request, who))
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def _error_text(e: AirlockError) -> tuple[str, list]:
+    if isinstance(e.reason, dict):
+        return str(e.reason.get("reason", "refused")), list(e.reason.get("refused", []))
+    return str(e.reason), []
+
+
+@router.get("/exports", response_class=HTMLResponse)
+def exports_page(request: Request, who: Identity | None = Depends(optional_identity),
+                 airlock: Airlock = Depends(_deps())):
+    if who is None:
+        return _login(request)
+    if who.is_service:
+        raise HTTPException(403, "pages are for people")
+    with request.app.state.db.session() as s:
+        mine = [airlock.view(r, who) for r in airlock.listing(s, who, mine=True)]
+        queue = []
+        if airlock.is_reviewer(who) or who.has_role("auditors"):
+            queue = [airlock.view(r, who) for r in airlock.listing(s, who)]
+            queue = [v for v in queue if v["requester"] != who.name]
+        drafts = airlock.drafts(s, who.name) if who.has_role("researchers") else []
+    return _render(request, "airlock/list.html", who, mine=mine, queue=queue, drafts=drafts,
+                   researcher=who.has_role("researchers"), reviewer=airlock.is_reviewer(who))
+
+
+@router.get("/exports/new", response_class=HTMLResponse)
+def new_page(request: Request, draft: str | None = None, who: Identity | None = Depends(optional_identity),
+             airlock: Airlock = Depends(_deps())):
+    if who is None:
+        return _login(request)
+    if who.is_service or not who.has_role("researchers"):
+        raise HTTPException(403, "only researchers ask for exports")
+    return _new_form(request, who, airlock, draft_id=draft)
+
+
+def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: str | None = None, status: int = 200,
+              error: str | None = None, refused: list | None = None, chosen: list[str] | None = None,
+              justification: str = "", session_id: str | None = None) -> HTMLResponse:
+    with request.app.state.db.session() as s:
+        drafts = airlock.drafts(s, who.name)
+        sessions = airlock.sessions_of(s, who.name)
+    draft = next((d for d in drafts if d["draft_id"] == draft_id), None) if draft_id else None
+    try:
+        files = list_home(airlock.home_of(who.name))
+    except AirlockError:
+        files = []
+    return _render(request, "airlock/new.html", who, status=status, files=files, drafts=drafts, draft=draft,
+                   sessions=sessions, error=error, refused=refused or [], chosen=set(chosen or []),
+                   justification=justification, session_id=session_id)
+
+
+@router.post("/exports/new")
+async def new_submit(request: Request, who: Identity | None = Depends(optional_identity),
+                     airlock: Airlock = Depends(_deps())):
+    if who is None:
+        raise HTTPException(401, "log in first")
+    if who.is_service or not who.has_role("researchers"):
+        raise HTTPException(403, "only researchers ask for exports")
+    form = await request.form()
+    _check_csrf(request, who, str(form.get("csrf", "")))
+    names = [str(x) for x in form.getlist("files")]
+    justification = str(form.get("justification", ""))
+    session_id = str(form.get("session_id", "")) or None
+    draft_id = str(form.get("draft", "")) or None
+    try:
+        with request.app.state.db.session() as s:
+            if draft_id:
+                req = airlock.submit_draft(s, who, draft_id)
+            else:
+                req = airlock.submit(s, who, files=names, justification=justification, session_id=session_id)
+            rid = req.id
+    except AirlockError as e:
+        msg, refused = _error_text(e)
+        return _new_form(request, who, airlock, status=e.status, error=msg, refused=refused, chosen=names,
+                         justification=justification, session_id=session_id, draft_id=draft_id)
+    except TraceFailed as e:
+        return _new_form(request, who, airlock, status=503, error=str(e), chosen=names, justification=justification)
+    return RedirectResponse(f"{_prefix(request)}/exports/{rid}", status_code=303)
+
+
+@router.get("/exports/{request_id}", response_class=HTMLResponse)
+def detail_page(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
+                airlock: Airlock = Depends(_deps()), error: str | None = None):
+    if who is None:
+        return _login(request)
+    try:
+        with request.app.state.db.session() as s:
+            req = airlock.load(s, request_id)
+            if not airlock.can_see(who, req):
+                raise AirlockError(403, "not your export request")
+            view = airlock.view(req, who)
+            reviewer = airlock.can_review(who, req)
+    except AirlockError as e:
+        raise HTTPException(e.status, e.reason)
+    return _render(request, "airlock/detail.html", who, status=200 if not error else 400, r=view, reviewer=reviewer,
+                   error=error)
+
+
+@router.post("/exports/{request_id}/review")
+async def review_submit(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
+                        airlock: Airlock = Depends(_deps())):
+    if who is None:
+        raise HTTPException(401, "log in first")
+    form = await request.form()
+    _check_csrf(request, who, str(form.get("csrf", "")))
+    decision = str(form.get("decision", ""))
+    reason = str(form.get("reason", ""))
+    try:
+        with request.app.state.db.session() as s:
+            airlock.review(s, request_id, who, decision=decision, reason=reason)
+    except AirlockError as e:
+        if e.status == 400:
+            return detail_page(request_id, request, who, airlock, error=str(e.reason))
+        raise HTTPException(e.status, e.reason)
+    except TraceFailed as e:
+        raise HTTPException(503, str(e))
+    return RedirectResponse(f"{_prefix(request)}/exports/{request_id}", status_code=303)
+
+
+@router.get("/exports/{request_id}/files/{file_id}/download")
+def download_page(request_id: str, file_id: int, request: Request,
+                  who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
+    if who is None:
+        return _login(request)
+    from .api import download_response
+
+    return download_response(airlock, request.app.state.db, request_id, file_id, who)
+
+
+@router.get("/exports/{request_id}/files/{file_id}/preview.png")
+def preview_page(request_id: str, file_id: int, request: Request,
+                 who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())) -> Response:
+    if who is None:
+        raise HTTPException(401, "log in first")
+    from .api import preview_response
+
+    return preview_response(airlock, request.app.state.db, request_id, file_id, who)
