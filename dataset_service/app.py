@@ -29,6 +29,7 @@ ROUTERS: list[str] = [
     "dataset_service.api.admin:router",
     "dataset_service.airlock.api:router",
     "dataset_service.governance.api:router",
+    "dataset_service.web.pages:router",
 ]
 
 
