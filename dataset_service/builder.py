@@ -119,13 +119,14 @@ def resolve_studies(s, settings: Settings, *, study_ids: list[str] | None, query
         raise RequestError("the selection holds no study")
     if len(ids) > settings.max_studies_per_request:
         raise RequestError(f"too many studies ({len(ids)} > {settings.max_studies_per_request})", 413)
-    lake = Path(settings.lake_dir)
-    lake_real = os.path.realpath(lake)
-    for sid in ids:
-        try:
-            resolve_study(lake, sid, lake_real)
-        except UnsafePath as e:
-            raise RequestError(str(e), 422) from None
+    if study_ids is not None:  # named studies are checked now; the build checks every study again
+        lake = Path(settings.lake_dir)
+        lake_real = os.path.realpath(lake)
+        for sid in ids:
+            try:
+                resolve_study(lake, sid, lake_real)
+            except UnsafePath as e:
+                raise RequestError(str(e), 422) from None
     return sorted(ids)
 
 
@@ -225,11 +226,11 @@ def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, in
                      study_id: str) -> None:
     """Walk the study once: ACL entries on every folder/file, each file against the catalogue."""
     seen = 0
-    stack = [(study_dir, "")]
+    stack = [(study_dir, "", None)]
     while stack:
-        d, rel = stack.pop()
+        d, rel, dst = stack.pop()
         if apply_acls:
-            acl.grant_group(d, gid, 5)
+            acl.grant_group(d, gid, 5, dst)
         with os.scandir(d) as it:
             for e in it:
                 r = f"{rel}{e.name}"
@@ -237,7 +238,7 @@ def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, in
                 if stat.S_ISLNK(st.st_mode):
                     raise BuildError(f"study {study_id} contains a symbolic link {r}: refused")
                 if stat.S_ISDIR(st.st_mode):
-                    stack.append((e.path, r + "/"))
+                    stack.append((e.path, r + "/", st))
                     continue
                 exp = expected.get(r)
                 if exp is None:
