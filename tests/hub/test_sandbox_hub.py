@@ -32,6 +32,7 @@ pytestmark = [
     ),
 ]
 
+RESTART: list = []
 OPTIONS_A = {"profile": "notebook-cpu", "project": "lung", "dataset_ids": ["ds-a"]}
 
 
@@ -59,8 +60,12 @@ def stack(tmp_path_factory):
     runtime_root = f"/tmp/insitu-ws-{os.getpid()}"
     users = {"alice": ["researchers", "project-lung"], "bob": ["researchers", "project-brain"],
              "carol": ["researchers", "project-lung"]}
-    hub = start_hub(root / "hub", users=users, extra_config=sandbox_hub_config(service, homes, runtime_root))
-    yield hub, service, layout, homes
+    config = sandbox_hub_config(service, homes, runtime_root)
+    hub = start_hub(root / "hub", users=users, extra_config=config)
+    st = [hub, service, layout, homes]
+    RESTART[:] = [lambda: start_hub(root / "hub", users=users, extra_config=config)]
+    yield st
+    hub = st[0]
     for u in users:
         hub.api("DELETE", f"/users/{u}/server")
     time.sleep(1)
@@ -209,6 +214,24 @@ def test_service_down_means_no_workspace(stack):
     finally:
         service.fail_open = False
     assert "dataset service" in hub.log()
+
+
+def test_workspace_survives_a_hub_restart(stack, alice):
+    hub, service, layout, homes = stack
+    url, token = alice
+    sid = service.open_sessions()
+    hub.stop()
+    hub2 = RESTART[0]()
+    stack[0] = hub2
+    assert wait_ready(hub2, "alice", timeout=30)
+    # the new proxy routes to the same sandbox; the hub API forwarder is back
+    url2 = hub2.url + "/user/alice/"
+    token = hub2.token_for("alice")  # a new token: the server must ask the hub (through hub.sock)
+    r = httpx.get(url2 + "api/status", headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 200, (r.status_code, hub2.log()[-3000:])
+    assert service.open_sessions() == sid
+    out = kernel_exec(url2, token, "import os; print(os.getuid())")
+    assert out.strip().isdigit()
 
 
 def test_stop_closes_the_session_and_removes_the_sandbox(stack, alice):
