@@ -243,10 +243,11 @@ def ensure_secrets(settings: InsituHub) -> dict[str, str]:
     """Create (once) and return the service API tokens of the embedded default.
 
     They are kept in ``<var>/secrets/service-tokens.json`` (mode 0600) so that a
-    second start reuses them; ``proxy`` is the token between hub and proxy. On Kubernetes the tokens come from the chart's
+    second start reuses them; ``proxy`` is the token between hub and proxy,
+    ``pseudonym-key`` the key of the user pseudonyms in traces. On Kubernetes the tokens come from the chart's
     secrets through ``INSITU_<SERVICE>_TOKEN`` variables instead.
     """
-    names = (SERVICE_DATASET, SERVICE_TRACER, SERVICE_CHAIN, SERVICE_HUB, "proxy")
+    names = (SERVICE_DATASET, SERVICE_TRACER, SERVICE_CHAIN, SERVICE_HUB, "proxy", "pseudonym-key")
     from_env = {n: os.environ.get(f"INSITU_{n.upper().replace('-', '_')}_TOKEN") for n in names}
     if all(from_env.values()):
         return dict(from_env)
@@ -304,14 +305,18 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         INSITU_LAKE_DIR=settings.path("lake"),
         INSITU_DATASETS_DIR=settings.path("datasets"),
         INSITU_DATABASE_URL="sqlite:///" + settings.path("db", "dataset-service.sqlite"),
-        INSITU_TRACER_URL=settings.tracer_url,
+        # the tracer's root is under its hub prefix; the service presents its own hub token
+        INSITU_TRACER_URL=settings.tracer_url.rstrip("/") + "/services/" + SERVICE_TRACER,
         INSITU_TRACER_TOKEN=tokens[SERVICE_DATASET],
+        INSITU_PSEUDONYM_KEY=tokens["pseudonym-key"],
     )
     tracer_env = dict(
         common_env,
-        INSITU_TRACER_DATABASE_URL="sqlite:///" + settings.path("db", "tracer.sqlite"),
-        INSITU_CHAIN_URL=settings.chain_url,
-        INSITU_CHAIN_DIR=settings.path("chain"),
+        TRACER_DATABASE_URL="sqlite:///" + settings.path("db", "tracer.sqlite"),
+        TRACER_CHAIN_URL=settings.chain_url,
+        TRACER_KEY_FILE=settings.path("chain", "tracer.key"),
+        TRACER_HOST="127.0.0.1",
+        TRACER_PORT=str(settings.tracer_port),
     )
     hub_env = dict(
         common_env,
@@ -355,7 +360,7 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         services.append({
             "name": SERVICE_CHAIN,
             "api_token": tokens[SERVICE_CHAIN],
-            "command": [py, "-m", "tracer", "dev-chain", "--host", "127.0.0.1",
+            "command": [py, "-m", "tracer", "dev-chain",
                         "--port", str(settings.chain_port), "--state-dir", settings.path("chain")],
             "environment": common_env,
             "cwd": root,

@@ -1,0 +1,82 @@
+"""The hub configuration as a pure function of the insitu settings."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from traitlets.config import Config
+
+from hub.config import InsituHub, configure_hub, ensure_secrets, role_definitions
+
+
+def _configured(tmp_path, **settings):
+    c = Config()
+    for k, v in settings.items():
+        setattr(c.InsituHub, k, v)
+    c.InsituHub.var_dir = str(tmp_path / "var")
+    s = InsituHub(config=c)
+    configure_hub(c, s)
+    return c, s
+
+
+def test_embedded_default_runs_the_services_managed(tmp_path, monkeypatch):
+    for k in ("INSITU_MODE", "INSITU_HUB_PORT", "INSITU_AUTHENTICATOR"):
+        monkeypatch.delenv(k, raising=False)
+    c, s = _configured(tmp_path)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.ConfigurableHTTPProxy.command[0].endswith("node_modules/.bin/configurable-http-proxy")
+    assert c.JupyterHub.authenticator_class == "hub.auth.LocalAccountsAuthenticator"
+    assert c.JupyterHub.spawner_class == "hub.sandbox.LocalSandboxSpawner"
+    assert c.Authenticator.manage_groups is True
+    svcs = {x["name"]: x for x in c.JupyterHub.services}
+    assert set(svcs) == {"dataset-service", "tracer", "dev-chain", "insitu-hub"}
+    assert svcs["dataset-service"]["command"][1:4] == ["-m", "dataset_service", "serve"]
+    assert svcs["dataset-service"]["url"] == "http://127.0.0.1:8101"
+    assert svcs["tracer"]["command"][1:4] == ["-m", "tracer", "serve"]
+    assert svcs["dev-chain"]["command"][1:4] == ["-m", "tracer", "dev-chain"]
+    assert svcs["insitu-hub"]["command"][1:3] == ["-m", "hub.reconciler"]
+    # the dataset service traces under the tracer's hub prefix with its own hub token
+    env = svcs["dataset-service"]["environment"]
+    assert env["INSITU_TRACER_URL"] == "http://127.0.0.1:8102/services/tracer"
+    assert env["INSITU_TRACER_TOKEN"] == svcs["dataset-service"]["api_token"]
+    # the spawner talks to the dataset service as insitu-hub
+    assert c.Spawner.dataset_service_token == svcs["insitu-hub"]["api_token"]
+    assert c.Spawner.dataset_service_url == "http://127.0.0.1:8101/services/dataset-service"
+    # every token differs
+    tokens = [x["api_token"] for x in svcs.values()] + [c.ConfigurableHTTPProxy.auth_token]
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_kubernetes_mode_registers_external_services(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSITU_DATASET_SERVICE_URL", "http://dataset-service.insitu.svc:8101")
+    c, s = _configured(tmp_path, mode="kubernetes")
+    svcs = {x["name"]: x for x in c.JupyterHub.services}
+    assert set(svcs) == {"dataset-service", "tracer", "insitu-hub"}
+    assert all("command" not in x for x in svcs.values())
+    assert svcs["dataset-service"]["url"] == "http://dataset-service.insitu.svc:8101"
+    assert c.JupyterHub.authenticator_class == "hub.auth.KeycloakAuthenticator"
+    assert c.JupyterHub.spawner_class == "hub.kube.InsituKubeSpawner"
+    assert "command" not in c.ConfigurableHTTPProxy  # the proxy is its own deployment
+
+
+def test_roles_are_least_privilege():
+    roles = {r["name"]: r for r in role_definitions()}
+    assert roles["insitu-dataset-service"]["services"] == ["dataset-service"]
+    assert not any(s.startswith("admin") for s in roles["insitu-dataset-service"]["scopes"])
+    assert not any(s.startswith("admin") or s == "tokens" for s in roles["insitu-tracer"]["scopes"])
+    # only insitu-hub may stop servers, and it may not create tokens or users
+    assert "admin:servers" in roles["insitu-hub"]["scopes"]
+    assert not {"admin:users", "tokens", "users"} & set(roles["insitu-hub"]["scopes"])
+    assert set(roles["user"]["scopes"]) == {"self", "access:services!service=dataset-service",
+                                            "access:services!service=tracer"}
+
+
+def test_secrets_are_private_and_reused(tmp_path):
+    s = InsituHub(var_dir=str(tmp_path / "var"))
+    first = ensure_secrets(s)
+    store = tmp_path / "var" / "secrets" / "service-tokens.json"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.parent.stat().st_mode) == 0o700
+    assert ensure_secrets(s) == first == json.loads(store.read_text())
+    assert all(len(v) == 64 for v in first.values())
