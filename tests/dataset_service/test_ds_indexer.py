@@ -100,3 +100,22 @@ def test_says_so_when_it_may_not_chmod(env):
         subprocess.run(["chattr", "-i", str(subj)], check=True)
     assert any("could not restrict 1 lake folder" in p for p in st.permissions)
     assert stat.S_IMODE(os.stat(subj).st_mode) == 0o755
+
+
+def test_fast_header_reader_agrees_with_pydicom(lake_template, tmp_path):
+    import io
+
+    import pydicom
+
+    from dataset_service.dicom_header import NotDicom, _pydicom_header, read_header
+
+    files = sorted(lake_template.rglob("*.dcm"))[:20]
+    for f in files:
+        assert read_header(f.read_bytes()) == _pydicom_header(f.read_bytes())
+    ds = pydicom.dcmread(files[0])  # the same instance in Implicit VR Little Endian
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    assert read_header(buf.getvalue()) == read_header(files[0].read_bytes())
+    with pytest.raises(NotDicom):
+        read_header(files[0].read_bytes()[:300])
