@@ -289,8 +289,8 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
     token and OAuth client through ``JUPYTERHUB_*`` variables, and restarts
     nothing by itself (``make up`` stops everything with the hub). External
     (Kubernetes): only the name, URL, token and OAuth client are registered.
-    ``insitu-hub`` is the hub's own token; in the managed mode it runs the
-    revocation reconciler (and the Keycloak sync when enabled).
+    ``insitu-hub`` is the hub's own token; in both modes it runs the
+    revocation reconciler (and the Keycloak sync when enabled) next to the hub.
     """
     py = settings.python
     root = settings.root
@@ -340,6 +340,17 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         "info": {"description": "Audit trail anchored on the chain"},
     }
     hub_svc = {"name": SERVICE_HUB, "api_token": tokens[SERVICE_HUB]}
+    # the reconcilers run inside the hub's own process tree in both modes (like
+    # the idle culler of zero-to-jupyterhub): they need only the hub API
+    reconcile_cmd = [py, "-m", "hub.reconciler", "--interval", str(settings.reconcile_interval)]
+    if settings.keycloak_sync:
+        reconcile_cmd.append("--keycloak-sync")
+        for k in ("KEYCLOAK_URL", "KEYCLOAK_REALM", "KEYCLOAK_SYNC_CLIENT_ID", "KEYCLOAK_SYNC_CLIENT_SECRET"):
+            if os.environ.get(k):
+                hub_env[k] = os.environ[k]
+    hub_svc["command"] = reconcile_cmd
+    hub_svc["environment"] = hub_env
+    hub_svc["cwd"] = root
     services = [ds, tracer, hub_svc]
     if not settings.managed_services:
         return services
@@ -350,12 +361,6 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
     tracer["command"] = [py, "-m", "tracer", "serve", "--host", "127.0.0.1", "--port", str(settings.tracer_port)]
     tracer["environment"] = tracer_env
     tracer["cwd"] = root
-    reconcile_cmd = [py, "-m", "hub.reconciler", "--interval", str(settings.reconcile_interval)]
-    if settings.keycloak_sync:
-        reconcile_cmd.append("--keycloak-sync")
-    hub_svc["command"] = reconcile_cmd
-    hub_svc["environment"] = hub_env
-    hub_svc["cwd"] = root
     if settings.run_dev_chain:
         services.append({
             "name": SERVICE_CHAIN,

@@ -53,7 +53,10 @@ def test_kubernetes_mode_registers_external_services(tmp_path, monkeypatch):
     c, s = _configured(tmp_path, mode="kubernetes")
     svcs = {x["name"]: x for x in c.JupyterHub.services}
     assert set(svcs) == {"dataset-service", "tracer", "insitu-hub"}
-    assert all("command" not in x for x in svcs.values())
+    assert "command" not in svcs["dataset-service"] and "command" not in svcs["tracer"]
+    # the reconcilers run next to the hub, with the Keycloak membership pass
+    assert svcs["insitu-hub"]["command"][1:3] == ["-m", "hub.reconciler"]
+    assert "--keycloak-sync" in svcs["insitu-hub"]["command"]
     assert svcs["dataset-service"]["url"] == "http://dataset-service.insitu.svc:8101"
     assert c.JupyterHub.authenticator_class == "hub.auth.KeycloakAuthenticator"
     assert c.JupyterHub.spawner_class == "hub.kube.InsituKubeSpawner"
