@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -66,7 +67,9 @@ def server(tmp_path_factory):
     os.symlink(REPO / "hub" / "workspace", pkg / "insitu_workspace")
     token = secrets.token_hex(16)
     sock = root / "s.sock"
-    env = {**os.environ, "PYTHONPATH": str(pkg), "JUPYTER_CONFIG_DIR": str(ETC), "JUPYTER_CONFIG_PATH": str(ETC),
+    etc = root / "etc"  # a copy: jupyter writes a marker file into its config folder
+    shutil.copytree(ETC, etc)
+    env = {**os.environ, "PYTHONPATH": str(pkg), "JUPYTER_CONFIG_DIR": str(etc), "JUPYTER_CONFIG_PATH": str(etc),
            "JUPYTER_RUNTIME_DIR": str(root / "rt"), "HOME": str(home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", f"--sock={sock}", f"--ServerApp.root_dir={home}",
