@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tracer.schema import Action
@@ -73,11 +73,12 @@ class Governance:
     def _event(req: AccessRequest, actor: str, action: str, detail: str = "", at: dt.datetime | None = None):
         req.events.append(RequestEvent(actor=actor, action=action, detail=detail, at=at or utcnow()))
 
-    def _load_request(self, s: Session, request_id: int, *, lock: bool = True) -> AccessRequest:
-        q = select(AccessRequest).where(AccessRequest.id == request_id)
-        if lock:
-            q = q.with_for_update()
-        req = s.scalars(q).first()
+    def _load_request(self, s: Session, request_id: int) -> AccessRequest:
+        # Take the write lock before reading: a no-op UPDATE locks the row on PostgreSQL and takes
+        # SQLite's database write lock, so concurrent reviews of one request run one after the other
+        # and each sees the votes committed before it (two simultaneous approvals reach the quorum).
+        s.execute(update(AccessRequest).where(AccessRequest.id == request_id).values(round=AccessRequest.round))
+        req = s.scalars(select(AccessRequest).where(AccessRequest.id == request_id).with_for_update()).first()
         if req is None:
             raise RuleViolation("no such access request", 404)
         return req
@@ -235,6 +236,7 @@ class Governance:
 
     # --- grants -------------------------------------------------------------
     def revoke(self, s: Session, grant_id: int, *, actor: str, reason: str) -> Grant:
+        s.execute(update(Grant).where(Grant.id == grant_id).values(project=Grant.project))
         grant = s.scalars(select(Grant).where(Grant.id == grant_id).with_for_update()).first()
         if grant is None:
             raise RuleViolation("no such grant", 404)
@@ -349,6 +351,7 @@ class Governance:
         return out
 
     def close_session(self, s: Session, session_id: str, *, actor: str) -> WorkSession:
+        s.execute(update(WorkSession).where(WorkSession.id == session_id).values(user=WorkSession.user))
         session = s.scalars(select(WorkSession).where(WorkSession.id == session_id).with_for_update()).first()
         if session is None:
             raise RuleViolation("no such session", 404)

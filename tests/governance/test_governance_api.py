@@ -398,3 +398,19 @@ def test_quorum_is_configurable(st):
         assert r.json()["state"] == "approved"
     finally:
         gov.policy = old
+
+
+def test_simultaneous_approvals_reach_the_quorum_once(st):
+    """Two committee members approve at the same moment: one grant, state approved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(3):
+        ds = st.add_dataset()
+        rid = ask(st, ds).json()["id"]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda u: vote(st, rid, u), ["dac1", "dac2"]))
+        assert sorted(r.status_code for r in results) == [200, 200], [r.text for r in results]
+        req = get_req(st, rid)
+        assert req["state"] == "approved" and len(req["votes"]) == 2
+        assert st.sql("select count(*) from access_grants where request_id = :r", r=rid)[0][0] == 1
+        assert len(traces(st, dataset=ds, action="GRANT_ACCESS")) == 1
