@@ -5,12 +5,29 @@ real JupyterHub with real servers."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from contracts.keycloak_admin_mock import KeycloakAdminMock, load_contract
 from test_reconciler import SPAWNER_CONFIG, _running, _start
+
+
+def _load_mock():
+    """tests/hub/contracts/keycloak_admin_mock.py, by path (``contracts`` is a common name)."""
+    name = "insitu_keycloak_admin_mock"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).parent / "contracts" / "keycloak_admin_mock.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+KeycloakAdminMock, load_contract = _load_mock().KeycloakAdminMock, _load_mock().load_contract
 
 from fixtures.jupyterhub import start_hub
 from hub.keycloak_sync import KeycloakDirectory, KeycloakSync, plan_removals
