@@ -184,13 +184,32 @@ def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
 
 
 def study_digest(files: Iterable[tuple[str, int, str]]) -> str:
-    """Digest of one study from ``(path relative to the study, size, sha256)`` triples."""
-    raise NotImplementedError  # filled in from dataset_service/manifest.py
+    """Digest of one study from ``(path relative to the study, size, sha256)`` triples.
+
+    SHA-256 of one line ``<path>\\t<size>\\t<sha256>\\n`` per file, in UTF-8 byte order of the paths.
+    """
+    h = hashlib.sha256()
+    for rel, size, digest in sorted(files, key=lambda f: f[0].encode("utf-8")):
+        h.update(f"{rel}\t{size}\t{digest}\n".encode("utf-8"))
+    return h.hexdigest()
 
 
 def merkle_root(study_digests: Sequence[tuple[str, str]]) -> str:
-    """Merkle root over ``(study_id, study digest)`` pairs."""
-    raise NotImplementedError  # filled in from dataset_service/manifest.py
+    """Merkle root over ``(study_id, study digest)`` pairs (any order; sorted by study id here).
+
+    Leaf ``SHA-256(0x00 || study_id || 0x0A || digest bytes)``; node ``SHA-256(0x01 || left || right)``;
+    an odd last node is carried up unchanged.
+    """
+    pairs = sorted(study_digests, key=lambda p: p[0].encode("utf-8"))
+    if not pairs:
+        raise ValueError("a Merkle tree needs at least one study")
+    level = [hashlib.sha256(b"\x00" + sid.encode("utf-8") + b"\n" + bytes.fromhex(d)).digest() for sid, d in pairs]
+    while len(level) > 1:
+        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -538,7 +557,7 @@ def list_datasets(mount: str | os.PathLike | None = None) -> list[DatasetSummary
     except FileNotFoundError:
         return []
     for entry in entries:
-        if not (root / entry / MANIFEST).is_file():
+        if entry.startswith(".") or not (root / entry / MANIFEST).is_file():
             continue
         try:
             out.append(Dataset(root / entry).summary())
