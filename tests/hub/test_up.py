@@ -5,7 +5,8 @@ service, the tracer, the dev chain and the reconciler as managed services, the
 local sandbox spawner) on free loopback ports with its state in a temporary
 folder:
 
-- the demo logins printed work through the login form, with their groups;
+- the demo logins printed work through the login form, with their groups, and
+  the dataset service's pages log the browser in through the hub's OAuth;
 - the researcher's options form lists the granted dataset and not the other;
 - a workspace starts in the sandbox with the granted dataset and answers;
   a forged start naming the other dataset is refused;
@@ -129,6 +130,11 @@ def test_make_up_end_to_end(tmp_path):
         alice = DemoUser(up.url, "alice", logins["alice"])
         model = httpx.get(up.url + "/hub/api/user", headers={"Authorization": f"token {alice.token}"}).json()
         assert sorted(model["groups"]) == ["project-lung", "researchers"]
+
+        # the dataset service's pages log the browser in through the hub's OAuth
+        page = alice.web.get("/services/dataset-service/", follow_redirects=True)
+        assert page.status_code == 200, page.text[:300]
+        assert page.url.path == "/services/dataset-service/" and "Demo cohort A" in page.text
 
         form = alice.web.get("/hub/spawn")
         assert form.status_code == 200
