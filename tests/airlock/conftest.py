@@ -1,5 +1,6 @@
 """Fixtures of the export airlock tests: the real governance stack (JupyterHub + tracer +
-dataset service) with the airlock's store and homes in a temporary folder."""
+dataset service; ``governance_stack`` from tests/fixtures/governance_stack.py) with the
+airlock's store and homes in a temporary folder."""
 from __future__ import annotations
 
 import secrets
@@ -13,9 +14,11 @@ from dataset_service.airlock.settings import AirlockSettings
 from dataset_service.airlock.store import FrozenStore
 from dataset_service.airlock.tracing import ExportTracing
 
-from fixtures.governance_stack import governance_stack  # noqa: F401  (the real stack)
-
 PSEUDONYM_KEY = "test-pseudonym-key"
+# the airlock's own researchers, so that the grants and sessions these tests create do not
+# change what the other tests sharing the stack see for the demo users
+USERS = {"ayla": ["researchers", "project-exports-a"], "bram": ["researchers", "project-exports-b"],
+         "cleo": ["researchers", "project-exports-a", "project-exports-b"]}
 
 
 @dataclass
@@ -45,7 +48,7 @@ class AirlockStack:
     def traces(self, **filters) -> list[dict]:
         return self.st.tracer.traces(self.st.token("audrey"), **filters)
 
-    def open_session(self, user: str = "alice", project: str = "lung") -> tuple[str, str]:
+    def open_session(self, user: str = "ayla", project: str = "exports-a") -> tuple[str, str]:
         """A granted dataset and an open workspace session for ``user``: (session_id, dataset_id)."""
         st = self.st
         ds = st.add_dataset("Lung CT " + secrets.token_hex(2))
@@ -70,6 +73,8 @@ def airlock_stack(governance_stack, tmp_path_factory) -> AirlockStack:
     settings = AirlockSettings(store_dir=root / "store", homes_root=root / "homes", quorum=1, large_file=1_000_000,
                                max_file_size=5_000_000, max_request_size=8_000_000)
     st = governance_stack
+    for name, groups in USERS.items():
+        st.hub.add_user(name, groups)
     st.app.state.airlock_settings = settings
     st.app.state.airlock = Airlock(settings, FrozenStore(settings.store_dir),
                                    ExportTracing(st.tracer.url, st.token("dataset-service"), PSEUDONYM_KEY))

@@ -14,7 +14,7 @@ from fixtures.jupyterhub import free_port
 
 from airlock_files import dicom_bytes, npy_bytes, png_bytes
 
-USERS = ["alice", "bob", "carol", "dora", "dac1", "dac2", "dac3", "audrey", "admin", "nobody"]
+USERS = ["ayla", "bram", "cleo", "alice", "bob", "carol", "dora", "dac1", "dac2", "dac3", "audrey", "admin", "nobody"]
 SERVICES = ["insitu-hub", "dataset-service", "tracer"]
 REVIEWERS = {"dora", "dac1", "dac2", "dac3", "admin"}  # data-managers, dac, admins
 EVERYONE = USERS + SERVICES + [None]  # None: no token at all
@@ -37,7 +37,7 @@ def review(a, user, rid, decision, reason=""):
 
 @pytest.fixture(scope="module")
 def session(airlock_stack):
-    return airlock_stack.open_session("alice", "lung")
+    return airlock_stack.open_session("ayla", "exports-a")
 
 
 def codes_of(view, name):
@@ -46,7 +46,7 @@ def codes_of(view, name):
 
 
 def test_dicom_request_is_flagged(airlock_stack, session):
-    r = submit(airlock_stack, "alice", {"out/scan.dcm": dicom_bytes(), "out/notes.txt": b"all fine\n"}, session[0])
+    r = submit(airlock_stack, "ayla", {"out/scan.dcm": dicom_bytes(), "out/notes.txt": b"all fine\n"}, session[0])
     assert r.status_code == 201, r.text
     v = r.json()
     assert codes_of(v, "out/scan.dcm") == {"dicom"} and codes_of(v, "out/notes.txt") == set()
@@ -54,7 +54,7 @@ def test_dicom_request_is_flagged(airlock_stack, session):
 
 
 def test_volume_request_is_flagged(airlock_stack, session):
-    r = submit(airlock_stack, "alice", {"out/pred.npy": npy_bytes((48, 64, 64)), "out/small.npy": npy_bytes((4, 4))},
+    r = submit(airlock_stack, "ayla", {"out/pred.npy": npy_bytes((48, 64, 64)), "out/small.npy": npy_bytes((4, 4))},
                session[0])
     assert r.status_code == 201, r.text
     assert "volume" in codes_of(r.json(), "out/pred.npy") and codes_of(r.json(), "out/small.npy") == set()
@@ -63,18 +63,18 @@ def test_volume_request_is_flagged(airlock_stack, session):
 def test_file_changed_after_the_request_does_not_change_what_is_reviewed(airlock_stack, session):
     a = airlock_stack
     original = b"epoch,loss\n1,0.9\n2,0.5\n"
-    r = submit(a, "alice", {"out/curve.csv": original}, session[0])
+    r = submit(a, "ayla", {"out/curve.csv": original}, session[0])
     rid = r.json()["request_id"]
     frozen = r.json()["files"][0]
     assert frozen["sha256"] == hashlib.sha256(original).hexdigest()
-    path = a.write("alice", "out/curve.csv", dicom_bytes())  # swapped in the workspace after the request
+    path = a.write("ayla", "out/curve.csv", dicom_bytes())  # swapped in the workspace after the request
     os.utime(path)
     with a.api("dora") as c:
         v = c.get(f"/api/exports/{rid}").json()
     assert v["files"][0]["sha256"] == frozen["sha256"] and v["files"][0]["findings"] == []
     assert v["files"][0]["preview"]["rows"] == [["1", "0.9"], ["2", "0.5"]]
     assert review(a, "dora", rid, "approve").json()["state"] == "approved"
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         d = c.get(f"/api/exports/{rid}/files/{frozen['file_id']}")
     assert d.status_code == 200 and d.content == original
     assert d.headers["x-content-sha256"] == frozen["sha256"]
@@ -82,7 +82,7 @@ def test_file_changed_after_the_request_does_not_change_what_is_reviewed(airlock
 
 def test_requester_cannot_review_own_request_even_with_a_reviewer_role(airlock_stack, session):
     a = airlock_stack
-    a.st.hub.add_user("rita", ["researchers", "dac", "project-lung"])
+    a.st.hub.add_user("rita", ["researchers", "dac", "project-exports-a"])
     r = submit(a, "rita", {"model/summary.json": b'{"auc": 0.91}'})
     assert r.status_code == 201, r.text
     rid = r.json()["request_id"]
@@ -101,8 +101,8 @@ def test_requester_cannot_review_own_request_even_with_a_reviewer_role(airlock_s
 
 
 def _make(a, session, state: str) -> tuple[str, int, int]:
-    """A request of alice in ``state``: (request id, file id of an image, file id of a table)."""
-    r = submit(a, "alice", {f"m/{state}/fig.png": png_bytes(), f"m/{state}/t.csv": b"group,n\nA,40\nB,51\n"},
+    """A request of ayla in ``state``: (request id, file id of an image, file id of a table)."""
+    r = submit(a, "ayla", {f"m/{state}/fig.png": png_bytes(), f"m/{state}/t.csv": b"group,n\nA,40\nB,51\n"},
                session[0])
     assert r.status_code == 201, r.text
     rid = r.json()["request_id"]
@@ -138,8 +138,8 @@ def test_permission_matrix(airlock_stack, session, state):
         if who is None:
             assert set(got.values()) == {401}, (who, got)
             continue
-        expect_see = 200 if (who in REVIEWERS or who in ("alice", "audrey")) else 403
-        expect_dl = 200 if (who == "alice" and state == "approved") else 403
+        expect_see = 200 if (who in REVIEWERS or who in ("ayla", "audrey")) else 403
+        expect_dl = 200 if (who == "ayla" and state == "approved") else 403
         expect_preview = 200 if who in REVIEWERS else 403
         if who in REVIEWERS:
             expect_review = 400 if state == "pending" else 409
@@ -159,7 +159,7 @@ def test_previews_go_to_reviewers_only_and_are_not_the_file(airlock_stack, sessi
         p = c.get(f"/api/exports/{rid}/files/{img}/preview.png")
     assert p.status_code == 200 and p.headers["content-type"] == "image/png" and p.content != png_bytes()
     assert next(f for f in v["files"] if f["file_id"] == table)["preview"]["header"] == ["group", "n"]
-    for who in ("alice", "audrey"):
+    for who in ("ayla", "audrey"):
         with a.api(who) as c:
             assert all("preview" not in f for f in c.get(f"/api/exports/{rid}").json()["files"])
 
@@ -170,17 +170,17 @@ def test_quorum_of_two(airlock_stack, session):
     old = al.settings
     al.settings = old.model_copy(update={"quorum": 2})
     try:
-        r = submit(a, "alice", {"q/fig.png": png_bytes(64, 64)}, session[0])
+        r = submit(a, "ayla", {"q/fig.png": png_bytes(64, 64)}, session[0])
     finally:
         al.settings = old
     rid, fid = r.json()["request_id"], r.json()["files"][0]["file_id"]
     assert r.json()["quorum"] == 2
     assert review(a, "dac1", rid, "approve").json()["state"] == "pending"
     assert review(a, "dac1", rid, "approve").status_code == 409  # the same reviewer twice counts once
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}/files/{fid}").status_code == 403
     assert review(a, "dora", rid, "approve").json()["state"] == "approved"
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}/files/{fid}").status_code == 200
     assert review(a, "dac2", rid, "reject", "too late").status_code == 409
 
@@ -188,27 +188,27 @@ def test_quorum_of_two(airlock_stack, session):
 def test_return_for_changes_and_replace(airlock_stack, session):
     a = airlock_stack
     rid, _, _ = _make(a, session, "returned")
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         v = c.get(f"/api/exports/{rid}").json()
     assert v["decision_reason"] == "crop the figure"
-    r = submit(a, "alice", {"m/returned/fig2.png": png_bytes(100, 80)}, session[0], replaces=rid)
+    r = submit(a, "ayla", {"m/returned/fig2.png": png_bytes(100, 80)}, session[0], replaces=rid)
     assert r.status_code == 201 and r.json()["replaces"] == rid
     # a pending or foreign request cannot be replaced
-    r2 = submit(a, "alice", {"m/x.txt": b"x"}, session[0], replaces=r.json()["request_id"])
+    r2 = submit(a, "ayla", {"m/x.txt": b"x"}, session[0], replaces=r.json()["request_id"])
     assert r2.status_code == 409
-    r3 = submit(a, "bob", {"m/y.txt": b"y"}, replaces=rid)
+    r3 = submit(a, "bram", {"m/y.txt": b"y"}, replaces=rid)
     assert r3.status_code == 400
 
 
 def test_bad_requests_are_refused_and_change_nothing(airlock_stack, session, tmp_path):
     a = airlock_stack
-    home = a.home("alice")
+    home = a.home("ayla")
     (tmp_path / "outside.dcm").write_bytes(dicom_bytes())
     if not (home / "evil").is_symlink():
         os.symlink(tmp_path / "outside.dcm", home / "evil")
-    a.write("alice", "ok.txt", b"fine")
-    a.write("alice", "huge.bin", b"\0" * (a.settings.max_file_size + 1))
-    with a.api("alice") as c:
+    a.write("ayla", "ok.txt", b"fine")
+    a.write("ayla", "huge.bin", b"\0" * (a.settings.max_file_size + 1))
+    with a.api("ayla") as c:
         before = len(c.get("/api/exports", params={"mine": True}).json())
         n_traces = len(a.traces(action="REQUEST_EXPORT"))
         cases = [
@@ -221,7 +221,7 @@ def test_bad_requests_are_refused_and_change_nothing(airlock_stack, session, tmp
             ({"files": ["ok.txt"], "justification": "short"}, 400),
             ({"files": [], "justification": "long enough text"}, 422),
             ({"files": ["ok.txt"], "justification": "long enough text", "extra": 1}, 422),
-            ({"files": ["ok.txt"], "justification": "long enough text", "project": "brain"}, 403),
+            ({"files": ["ok.txt"], "justification": "long enough text", "project": "exports-b"}, 403),
             ({"files": ["ok.txt"], "justification": "long enough text", "session_id": "nope"}, 400),
         ]
         for body, status in cases:
@@ -233,10 +233,10 @@ def test_bad_requests_are_refused_and_change_nothing(airlock_stack, session, tmp
         assert len(c.get("/api/exports", params={"mine": True}).json()) == before
     assert len(a.traces(action="REQUEST_EXPORT")) == n_traces
     # somebody else's session, and callers who are not researchers
-    bob_session = a.open_session("bob", "brain")[0]
-    with a.api("alice") as c:
+    bram_session = a.open_session("bram", "exports-b")[0]
+    with a.api("ayla") as c:
         r = c.post("/api/exports", json={"files": ["ok.txt"], "justification": "long enough text",
-                                         "session_id": bob_session})
+                                         "session_id": bram_session})
         assert r.status_code == 400
     for who in ("dora", "audrey", "nobody", "insitu-hub"):
         with a.api(who) as c:
@@ -250,11 +250,11 @@ def test_tracer_down_refuses_and_records_nothing(airlock_stack, session):
     good = al.tracing
     al.tracing = ExportTracing(f"http://127.0.0.1:{free_port()}/services/tracer", "x", "k", retries=1, timeout=2)
     try:
-        with a.api("alice") as c:
+        with a.api("ayla") as c:
             before = len(c.get("/api/exports", params={"mine": True}).json())
-        r = submit(a, "alice", {"t/ok.txt": b"ok"}, session[0])
+        r = submit(a, "ayla", {"t/ok.txt": b"ok"}, session[0])
         assert r.status_code == 503 and "tracer" in r.json()["detail"]
-        with a.api("alice") as c:
+        with a.api("ayla") as c:
             assert len(c.get("/api/exports", params={"mine": True}).json()) == before
     finally:
         al.tracing = good
@@ -264,7 +264,7 @@ def test_tracer_down_refuses_and_records_nothing(airlock_stack, session):
         assert review(a, "dac1", rid, "approve").status_code == 503
     finally:
         al.tracing = good
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}").json()["state"] == "pending"
 
 
@@ -272,11 +272,11 @@ def test_every_step_is_traced_with_digests_and_session_linkage(airlock_stack, se
     a = airlock_stack
     sid, ds = session
     data = {"paper/fig1.png": png_bytes(120, 90), "paper/table.csv": b"group,n\nA,40\nB,51\n"}
-    r = submit(a, "alice", data, sid)
+    r = submit(a, "ayla", data, sid)
     rid = r.json()["request_id"]
     review(a, "dac3", rid, "approve")
     fid = r.json()["files"][0]["file_id"]
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}/files/{fid}").status_code == 200
     digests = {n: hashlib.sha256(b).hexdigest() for n, b in data.items()}
     mine = [t["trace"] for t in a.traces() if t["trace"]["details"].get("request_id") == rid]
@@ -291,9 +291,9 @@ def test_every_step_is_traced_with_digests_and_session_linkage(airlock_stack, se
     use = [t["trace"] for t in a.traces(action="USE_DATASETS") if t["trace"]["details"].get("session_id") == sid]
     assert len(use) == 1 and use[0]["dataset_ids"] == [ds]
     assert by_action["REQUEST_EXPORT"]["user"] == use[0]["user"]  # the same pseudonym
-    assert "alice" not in str(mine) and "figures and metrics" not in str(mine)
+    assert "ayla" not in str(mine) and "figures and metrics" not in str(mine)
     # rejection is traced too, with the outcome
-    r2 = submit(a, "alice", {"paper/raw.npy": npy_bytes((40, 40, 40))}, sid)
+    r2 = submit(a, "ayla", {"paper/raw.npy": npy_bytes((40, 40, 40))}, sid)
     review(a, "dora", r2.json()["request_id"], "reject", "image volume")
     rej = [t["trace"] for t in a.traces(action="REJECT_EXPORT")
            if t["trace"]["details"].get("request_id") == r2.json()["request_id"]]
@@ -303,12 +303,12 @@ def test_every_step_is_traced_with_digests_and_session_linkage(airlock_stack, se
 
 def test_listing_scopes(airlock_stack, session):
     a = airlock_stack
-    submit(a, "carol", {"c/x.txt": b"carol's"})
-    with a.api("carol") as c:
-        assert {x["requester"] for x in c.get("/api/exports").json()} == {"carol"}
-    with a.api("bob") as c:
-        assert all(x["requester"] == "bob" for x in c.get("/api/exports").json())
+    submit(a, "cleo", {"c/x.txt": b"cleo's"})
+    with a.api("cleo") as c:
+        assert {x["requester"] for x in c.get("/api/exports").json()} == {"cleo"}
+    with a.api("bram") as c:
+        assert all(x["requester"] == "bram" for x in c.get("/api/exports").json())
     with a.api("dac1") as c:
-        assert {"alice", "carol"} <= {x["requester"] for x in c.get("/api/exports").json()}
+        assert {"ayla", "cleo"} <= {x["requester"] for x in c.get("/api/exports").json()}
     with a.api("insitu-hub") as c:
         assert c.get("/api/exports").status_code == 403

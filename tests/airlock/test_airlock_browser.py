@@ -60,19 +60,19 @@ def run_export_command(home: Path, session_id: str, *files: str, justification: 
 
 def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     a = airlock_stack
-    sid, ds = a.open_session("carol", "brain")
-    home = a.home("carol")
+    sid, ds = a.open_session("cleo", "exports-b")
+    home = a.home("cleo")
     fig, table = png_bytes(480, 360), b"model,n,dice\nunet,48,0.83\nsegresnet,48,0.81\n"
-    a.write("carol", "results/fig1.png", fig)
-    a.write("carol", "results/summary.csv", table)
-    a.write("carol", "results/scan.dcm", dicom_bytes())
+    a.write("cleo", "results/fig1.png", fig)
+    a.write("cleo", "results/summary.csv", table)
+    a.write("cleo", "results/scan.dcm", dicom_bytes())
 
     # 1. in the workspace: the export command writes a draft with the digests
     draft = run_export_command(home, sid, "results/fig1.png", "results/summary.csv",
                                justification="Figure 1 and the summary table of the segmentation paper")
 
-    # 2. carol submits the draft in the browser
-    ctx_c, page = login(browser, a, "carol", "/exports")
+    # 2. cleo submits the draft in the browser
+    ctx_c, page = login(browser, a, "cleo", "/exports")
     assert page.locator("#drafts").inner_text().count("results/fig1.png") == 1
     shot(page, "01-researcher-drafts")
     page.click(f"a[href$='draft={draft}']")
@@ -85,7 +85,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     shot(page, "02-researcher-pending")
 
     # the workspace copy changes after the request: the review is not affected
-    a.write("carol", "results/fig1.png", png_bytes(64, 64))
+    a.write("cleo", "results/fig1.png", png_bytes(64, 64))
 
     # a second request, chosen on the page: a DICOM file, flagged
     page.goto(a.st.public + "/exports/new")
@@ -126,7 +126,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     r = ctx_d.request.get(a.st.public + f"/exports/{rid}/files/1/download")
     assert r.status == 403
 
-    # 4. carol downloads the approved files, with their digests; the rejected one never leaves
+    # 4. cleo downloads the approved files, with their digests; the rejected one never leaves
     page.goto(a.st.public + f"/exports/{rid}")
     assert page.locator("h1 .badge").inner_text() == "approved"
     shot(page, "08-researcher-approved")
@@ -139,7 +139,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     assert page.locator("a.download").count() == 0
     assert "patient headers" in page.locator("#decision-reason").inner_text()
     shot(page, "09-researcher-rejected")
-    with a.api("carol") as c:
+    with a.api("cleo") as c:
         v = c.get(f"/api/exports/{rid2}").json()
         assert c.get(f"/api/exports/{rid2}/files/{v['files'][0]['file_id']}").status_code == 403
     for ctx in (ctx_c, ctx_d):

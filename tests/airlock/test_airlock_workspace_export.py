@@ -54,21 +54,21 @@ def test_cli_writes_a_draft_with_digests(tmp_path):
 
 def test_draft_submission_checks_digests(airlock_stack):
     a = airlock_stack
-    sid, _ = a.open_session("alice", "lung")
-    home = a.home("alice")
-    a.write("alice", "d/fig.png", png_bytes(50, 40))
-    a.write("alice", "d/vol.npy", npy_bytes((40, 40, 40)))
+    sid, _ = a.open_session("ayla", "exports-a")
+    home = a.home("ayla")
+    a.write("ayla", "d/fig.png", png_bytes(50, 40))
+    a.write("ayla", "d/vol.npy", npy_bytes((40, 40, 40)))
     out = run_cli(home, "d/fig.png", "d/vol.npy", "--justification", "figure and a prediction volume",
                   env={"INSITU_SESSION_ID": sid})
     assert out.returncode == 0, out.stderr
     draft = out.stdout.split("draft=")[1].split()[0]
-    with a.api("alice") as c:
+    with a.api("ayla") as c:
         assert draft in [d["draft_id"] for d in c.get("/api/exports/drafts").json()]
         # the file changes between the command and the submission: refused, nothing recorded
-        a.write("alice", "d/fig.png", png_bytes(60, 40))
+        a.write("ayla", "d/fig.png", png_bytes(60, 40))
         r = c.post(f"/api/exports/drafts/{draft}")
         assert r.status_code == 400 and r.json()["detail"]["refused"][0]["file"] == "d/fig.png", r.text
-        a.write("alice", "d/fig.png", png_bytes(50, 40))
+        a.write("ayla", "d/fig.png", png_bytes(50, 40))
         r = c.post(f"/api/exports/drafts/{draft}")
         assert r.status_code == 201, r.text
         v = r.json()
@@ -77,17 +77,17 @@ def test_draft_submission_checks_digests(airlock_stack):
         assert draft not in [d["draft_id"] for d in c.get("/api/exports/drafts").json()]
         assert c.post("/api/exports/drafts/../../x").status_code in (400, 404)
         assert c.post("/api/exports/drafts/0123456789abcdef").status_code == 404
-    with a.api("bob") as c:  # another researcher cannot submit alice's draft (it is looked up in bob's home)
+    with a.api("bram") as c:  # another researcher cannot submit ayla's draft (it is looked up in bram's home)
         assert c.post(f"/api/exports/drafts/{draft}").status_code == 404
 
 
 def test_cli_through_the_api_when_a_route_exists(airlock_stack, tmp_path):
     """Where the workspace can reach the dataset service, the command is a thin wrapper over the API."""
     a = airlock_stack
-    home = a.home("alice")
-    a.write("alice", "api/loss.csv", b"epoch,loss\n1,0.5\n")
+    home = a.home("ayla")
+    a.write("ayla", "api/loss.csv", b"epoch,loss\n1,0.5\n")
     out = run_cli(home, "api/loss.csv", "--justification", "training curve of the model",
-                  "--api", a.st.base, env={"JUPYTERHUB_API_TOKEN": a.st.token("alice")})
+                  "--api", a.st.base, env={"JUPYTERHUB_API_TOKEN": a.st.token("ayla")})
     assert out.returncode == 0, out.stderr
     assert "submitted" in out.stdout and hashlib.sha256(b"epoch,loss\n1,0.5\n").hexdigest() in out.stdout
     out = run_cli(home, "api/loss.csv", "--justification", "training curve of the model",
@@ -104,8 +104,8 @@ def test_pages_need_a_login_and_forms_a_csrf_token(airlock_stack):
         r = c.get("/exports")
         assert r.status_code == 302 and "/login?next=" in r.headers["location"]
         assert c.post("/exports/new", data={"files": "x", "justification": "long enough text"}).status_code == 401
-    cookie = {st.app.state.hub_auth.config.cookie_name: st.token("alice")}
-    a.write("alice", "csrf/ok.txt", b"ok")
+    cookie = {st.app.state.hub_auth.config.cookie_name: st.token("ayla")}
+    a.write("ayla", "csrf/ok.txt", b"ok")
     with httpx.Client(base_url=st.base, timeout=30, cookies=cookie) as c:
         page = c.get("/exports/new")
         assert page.status_code == 200 and "csrf/ok.txt" in page.text
