@@ -31,7 +31,8 @@ The integrity check (``Dataset.verify``) re-reads every file through the
 dataset's symlinks and compares sizes and SHA-256 digests with the manifest,
 checks the study links point where the manifest says the lake is mounted,
 looks for files the manifest does not list in the series folders it names,
-and recomputes the study digests and the Merkle root with the rules of
+recomputes each study digest from the manifest's file entries and the Merkle
+root from the manifest's study digests, with the rules of
 ``dataset_service/manifest.py`` (re-implemented here: the workspace does not
 carry the service's code; the tests check both give the same values).
 """
@@ -527,13 +528,16 @@ class Dataset:
                     done += 1
                     if progress is not None:
                         progress(done, total)
-            # the study digest and the Merkle root follow from the manifest's own entries
+            # the study digest follows from the manifest's own file entries
             prefix = st.study_id + "/"
             want_digest = study_digest((f.path[len(prefix):], f.size, f.sha256) for f in st.files)
             if want_digest != st.digest:
                 add(Problem("study-digest", st.study_id, f"recomputed {want_digest[:16]}…, manifest says "
                                                          f"{st.digest[:16]}…"))
-            digests.append((st.study_id, want_digest))
+            # the root is checked over the digests the manifest states: a wrong study digest is
+            # reported above, a root that does not follow from the stated digests here
+            stated_ok = len(st.digest) == 64 and all(c in "0123456789abcdef" for c in st.digest)
+            digests.append((st.study_id, st.digest if stated_ok else want_digest))
         if self.studies:
             root = merkle_root(digests)
             if root != self.merkle_root:
