@@ -17,33 +17,29 @@ cookie is SameSite=Lax. A page without a login redirects to the hub's OAuth.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from hub.identity import Identity, optional_identity
+from hub.identity import Identity, optional_identity, token_from_request
+
+from ..web.csrf import check_token, csrf_key, make_token
+from ..web.pages import nav as service_nav
 
 from .service import Airlock, AirlockError
 from .store import list_home
 from .tracing import TraceFailed
 
 HERE = Path(__file__).resolve().parent
-_loaders = [FileSystemLoader(str(HERE / "templates"))]
-_WEB_TEMPLATES = HERE.parent / "web" / "templates"
-if _WEB_TEMPLATES.is_dir():  # the service's shared base template (web pages of governance)
-    _loaders.append(FileSystemLoader(str(_WEB_TEMPLATES)))
-_env = Environment(loader=ChoiceLoader(_loaders), autoescape=select_autoescape(["html"]))
-templates = Jinja2Templates(env=_env)
+# airlock templates first, then the service's shared ones (base.html of dataset_service/web)
+_env = Environment(loader=ChoiceLoader([FileSystemLoader(str(HERE / "templates")),
+                                        FileSystemLoader(str(HERE.parent / "web" / "templates"))]),
+                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 router = APIRouter(include_in_schema=False)
-_process_secret = secrets.token_bytes(32)
 
 
 def _size(n: int | None) -> str:
@@ -65,16 +61,23 @@ def _deps():
     return get_airlock
 
 
-def csrf_token(request: Request, who: Identity) -> str:
-    auth = request.app.state.hub_auth
-    key = (auth.config.api_token or "").encode() or _process_secret
-    cookie = request.cookies.get(auth.config.cookie_name, "")
-    msg = f"airlock|{who.name}|{hashlib.sha256(cookie.encode()).hexdigest()}".encode()
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+def _csrf_key(request: Request) -> bytes:
+    from ..governance.deps import governance_settings
+
+    return csrf_key(governance_settings(request).csrf_secret, request.app.state.settings.hub_api_token)
 
 
-def _check_csrf(request: Request, who: Identity, token: str) -> None:
-    if not token or not hmac.compare_digest(token, csrf_token(request, who)):
+def _login_token(request: Request) -> str:
+    return token_from_request(request, request.app.state.hub_auth.config.cookie_name)
+
+
+def csrf_token(request: Request) -> str:
+    """The service's CSRF token of this login (``dataset_service/web/csrf.py``)."""
+    return make_token(_csrf_key(request), _login_token(request))
+
+
+def _check_csrf(request: Request, token: str) -> None:
+    if not check_token(_csrf_key(request), _login_token(request), token):
         raise HTTPException(403, "the form expired or did not come from this site: reload the page")
 
 
@@ -87,9 +90,30 @@ def _login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{_prefix(request)}/login?next={quote(target, safe='')}", status_code=302)
 
 
+def _nav(who: Identity, prefix: str) -> list[dict]:
+    items = service_nav(who, prefix)
+    if not any(i["href"] == f"{prefix}/exports" for i in items):
+        items.append({"label": "Exports", "href": f"{prefix}/exports"})
+    return items
+
+
 def _render(request: Request, name: str, who: Identity, status: int = 200, **ctx) -> HTMLResponse:
-    ctx.update(request=request, who=who, prefix=_prefix(request), csrf=csrf_token(request, who))
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    prefix = _prefix(request)
+    html = _env.get_template(name).render(
+        request=request, who=who, prefix=prefix, nav=_nav(who, prefix), roles=sorted(who.roles),
+        path=request.url.path, notice=None, csrf_token=csrf_token(request), **ctx)
+    resp = HTMLResponse(html, status_code=status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+@router.get("/exports/airlock.css")
+def airlock_css():
+    return FileResponse(HERE / "static" / "airlock.css", media_type="text/css",
+                        headers={"Cache-Control": "max-age=300"})
 
 
 def _error_text(e: AirlockError) -> tuple[str, list]:
@@ -150,7 +174,7 @@ async def new_submit(request: Request, who: Identity | None = Depends(optional_i
     if who.is_service or not who.has_role("researchers"):
         raise HTTPException(403, "only researchers ask for exports")
     form = await request.form()
-    _check_csrf(request, who, str(form.get("csrf", "")))
+    _check_csrf(request, str(form.get("csrf_token", "")))
     names = [str(x) for x in form.getlist("files")]
     justification = str(form.get("justification", ""))
     session_id = str(form.get("session_id", "")) or None
@@ -195,7 +219,7 @@ async def review_submit(request_id: str, request: Request, who: Identity | None 
     if who is None:
         raise HTTPException(401, "log in first")
     form = await request.form()
-    _check_csrf(request, who, str(form.get("csrf", "")))
+    _check_csrf(request, str(form.get("csrf_token", "")))
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))
     try:

@@ -80,7 +80,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     page.wait_for_selector("#files")
     url = page.url
     rid = url.rstrip("/").rsplit("/", 1)[1]
-    assert page.locator("h1 .badge").inner_text() == "pending"
+    assert page.locator("h1 .badge").get_attribute("data-state") == "pending"
     assert page.locator("a.download").count() == 0
     shot(page, "02-researcher-pending")
 
@@ -128,7 +128,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
 
     # 4. cleo downloads the approved files, with their digests; the rejected one never leaves
     page.goto(a.st.public + f"/exports/{rid}")
-    assert page.locator("h1 .badge").inner_text() == "approved"
+    assert page.locator("h1 .badge").get_attribute("data-state") == "approved"
     shot(page, "08-researcher-approved")
     with page.expect_download() as dl:
         page.click("tr[data-file='results/fig1.png'] a.download")

@@ -112,14 +112,14 @@ def test_pages_need_a_login_and_forms_a_csrf_token(airlock_stack):
         before = len(c.get("/api/exports", params={"mine": True}).json())
         for token in ("", "0" * 64):
             r = c.post("/exports/new", data={"files": "csrf/ok.txt", "justification": "long enough text",
-                                             "csrf": token})
+                                             "csrf_token": token})
             assert r.status_code == 403
         assert len(c.get("/api/exports", params={"mine": True}).json()) == before
         # with the page's token it goes through; a bad name comes back as a 400 page with the reason
-        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
         r = c.post("/exports/new", data={"files": "../etc/passwd", "justification": "long enough text",
-                                         "csrf": token})
+                                         "csrf_token": token})
         assert r.status_code == 400 and "path components" in r.text
         r = c.post("/exports/new", data={"files": "csrf/ok.txt", "justification": "long enough text",
-                                         "csrf": token})
+                                         "csrf_token": token})
         assert r.status_code == 303 and "/exports/" in r.headers["location"]
