@@ -15,6 +15,10 @@ Who may call what (admins pass every role check, never a service check):
 | GET /api/users/{name}/usable-datasets | service insitu-hub, or the user themself |
 | POST /api/sessions, DELETE /api/sessions/{id}, GET /api/sessions/uncovered | service insitu-hub |
 | GET /api/sessions/{id} | service insitu-hub, the session's user, auditors |
+
+Every route takes its database session with ``scope="function"``: the
+transaction commits (or rolls back) *before* the answer is sent, so a 201
+means the session is recorded, and a failed commit is a 5xx, never a 2xx.
 """
 from __future__ import annotations
 
@@ -117,7 +121,7 @@ def can_see_request(who: Identity, req: AccessRequest) -> bool:
 # --- requests ----------------------------------------------------------------
 @router.post("/access-requests", status_code=201)
 def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
-                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.submit, s, requester=who.name, requester_projects=who.projects, dataset_id=body.dataset_id,
                project=body.project, purpose=body.purpose, intended_use=body.intended_use,
                duration_days=body.duration_days)
@@ -126,7 +130,7 @@ def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEA
 
 @router.get("/access-requests")
 def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
-                  s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                  s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
                   state: str | None = None, dataset_id: str | None = None, project: str | None = None,
                   mine: bool = False, limit: int = Query(200, ge=1, le=1000)):
     q = select(AccessRequest).order_by(AccessRequest.id.desc()).limit(limit)
@@ -149,7 +153,7 @@ def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "a
 
 
 @router.get("/access-requests/{request_id}")
-def get_request(request_id: int, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+def get_request(request_id: int, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
                 gov: Governance = Depends(get_governance)):
     req = s.get(AccessRequest, request_id)
     if req is None:
@@ -161,7 +165,7 @@ def get_request(request_id: int, who: Identity = Depends(current_identity), s: S
 
 @router.post("/access-requests/{request_id}/votes")
 def vote(request_id: int, body: VoteIn, who: Identity = Depends(require_roles(*DAC)),
-         s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+         s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.vote, s, request_id, reviewer=who.name, reviewer_projects=who.projects, decision=body.decision,
                reason=body.reason)
     return request_view(req, gov)
@@ -169,7 +173,7 @@ def vote(request_id: int, body: VoteIn, who: Identity = Depends(require_roles(*D
 
 @router.post("/access-requests/{request_id}/changes")
 def ask_for_changes(request_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
-                    s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+                    s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.request_changes, s, request_id, reviewer=who.name, reviewer_projects=who.projects,
                reason=body.reason)
     return request_view(req, gov)
@@ -177,7 +181,7 @@ def ask_for_changes(request_id: int, body: ReasonIn, who: Identity = Depends(req
 
 @router.post("/access-requests/{request_id}/resubmit")
 def resubmit(request_id: int, body: ResubmitIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
-             s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.resubmit, s, request_id, actor=who.name, purpose=body.purpose, intended_use=body.intended_use,
                duration_days=body.duration_days)
     return request_view(req, gov)
@@ -185,7 +189,7 @@ def resubmit(request_id: int, body: ResubmitIn, who: Identity = Depends(require_
 
 @router.post("/access-requests/{request_id}/withdraw")
 def withdraw(request_id: int, who: Identity = Depends(require_roles(*RESEARCHERS)),
-             s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.withdraw, s, request_id, actor=who.name)
     return request_view(req, gov)
 
@@ -193,7 +197,7 @@ def withdraw(request_id: int, who: Identity = Depends(require_roles(*RESEARCHERS
 # --- grants ------------------------------------------------------------------
 @router.get("/grants")
 def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "auditors", "data-managers")),
-                s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
                 project: str | None = None, dataset_id: str | None = None, active: bool = False):
     q = select(Grant).order_by(Grant.id.desc())
     if project:
@@ -208,14 +212,14 @@ def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "aud
 
 @router.post("/grants/{grant_id}/revoke")
 def revoke(grant_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
-           s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     g = _run(gov.revoke, s, grant_id, actor=who.name, reason=body.reason)
     return grant_view(g, gov)
 
 
 @router.get("/datasets/{dataset_id}/access-history")
 def access_history(dataset_id: str, who: Identity = Depends(require_roles("dac", "data-managers", "auditors")),
-                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     if s.get(Dataset, dataset_id) is None:
         raise HTTPException(404, "no such dataset")
     return history(s, gov, dataset_id)
@@ -249,7 +253,7 @@ def _hub_service(gs: GovernanceSettings = Depends(governance_settings),
 
 
 @router.get("/users/{name}/usable-datasets")
-def usable_datasets(name: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+def usable_datasets(name: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
                     gov: Governance = Depends(get_governance),
                     gs: GovernanceSettings = Depends(governance_settings)):
     if not ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == name)):
@@ -258,7 +262,7 @@ def usable_datasets(name: str, who: Identity = Depends(current_identity), s: Ses
 
 
 @router.post("/sessions", status_code=201)
-def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
                  gov: Governance = Depends(get_governance)):
     ws = _run(gov.open_session, s, user=body.user, project=body.project, dataset_ids=list(body.dataset_ids),
               profile=body.profile, opened_by=who.name)
@@ -266,13 +270,13 @@ def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Sess
 
 
 @router.get("/sessions/uncovered")
-def uncovered(who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+def uncovered(who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
               gov: Governance = Depends(get_governance)):
     return gov.uncovered_sessions(s)
 
 
 @router.get("/sessions/{session_id}")
-def get_work_session(session_id: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session),
+def get_work_session(session_id: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
                      gov: Governance = Depends(get_governance), gs: GovernanceSettings = Depends(governance_settings)):
     ws = s.get(WorkSession, session_id)
     if ws is None:
@@ -285,7 +289,7 @@ def get_work_session(session_id: str, who: Identity = Depends(current_identity),
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-def close_session(session_id: str, who: Identity = Depends(_hub_service), s: Session = Depends(get_session),
+def close_session(session_id: str, who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
                   gov: Governance = Depends(get_governance)):
     _run(gov.close_session, s, session_id, actor=who.name)
     return Response(status_code=204)

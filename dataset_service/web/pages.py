@@ -162,7 +162,7 @@ def static(name: str):
 # --- catalogue ----------------------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
 def catalogue_page(request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session), q: str = "", modality: str = "", body_part: str = "",
+                   s: Session = Depends(get_session, scope="function"), q: str = "", modality: str = "", body_part: str = "",
                    cancer_type: str = "", license: str = ""):
     who = need(request, who, READERS)
     if isinstance(who, Response):
@@ -176,7 +176,7 @@ def catalogue_page(request: Request, who: Identity | None = Depends(optional_ide
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
 def dataset_detail(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
                    settings: Settings = Depends(get_settings)):
     who = need(request, who, READERS)
     if isinstance(who, Response):
@@ -199,7 +199,7 @@ def dataset_detail(dataset_id: str, request: Request, who: Identity | None = Dep
 
 @router.post("/datasets/{dataset_id}/request")
 def request_access(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
                    csrf_token: str = Form(""), project: str = Form(""), purpose: str = Form(""),
                    intended_use: str = Form(""), duration_days: str = Form("")):
     who = checked_post(request, who, ("researchers",), csrf_token)
@@ -219,7 +219,7 @@ def request_access(dataset_id: str, request: Request, who: Identity | None = Dep
 # --- researcher ----------------------------------------------------------------
 @router.get("/my/requests", response_class=HTMLResponse)
 def my_requests_page(request: Request, who: Identity | None = Depends(optional_identity),
-                     s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+                     s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     who = need(request, who, ("researchers",))
     if isinstance(who, Response):
         return who
@@ -230,7 +230,7 @@ def my_requests_page(request: Request, who: Identity | None = Depends(optional_i
 
 @router.post("/my/requests/{request_id}/withdraw")
 def withdraw(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
              csrf_token: str = Form("")):
     who = checked_post(request, who, ("researchers",), csrf_token)
     if isinstance(who, Response):
@@ -245,7 +245,7 @@ def withdraw(request_id: int, request: Request, who: Identity | None = Depends(o
 
 @router.post("/my/requests/{request_id}/resubmit")
 def resubmit(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
              csrf_token: str = Form(""), purpose: str = Form(""), intended_use: str = Form(""),
              duration_days: str = Form("")):
     who = checked_post(request, who, ("researchers",), csrf_token)
@@ -262,7 +262,7 @@ def resubmit(request_id: int, request: Request, who: Identity | None = Depends(o
 
 @router.get("/my/grants", response_class=HTMLResponse)
 def my_grants_page(request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     who = need(request, who, ("researchers",))
     if isinstance(who, Response):
         return who
@@ -274,7 +274,7 @@ def my_grants_page(request: Request, who: Identity | None = Depends(optional_ide
 # --- committee ----------------------------------------------------------------
 @router.get("/dac", response_class=HTMLResponse)
 def dac_page(request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session), gov: Governance = Depends(get_governance)):
+             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     who = need(request, who, ("dac",))
     if isinstance(who, Response):
         return who
@@ -285,7 +285,7 @@ def dac_page(request: Request, who: Identity | None = Depends(optional_identity)
 
 @router.post("/dac/requests/{request_id}/review")
 def review(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-           s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
            csrf_token: str = Form(""), decision: str = Form(""), reason: str = Form("")):
     who = checked_post(request, who, ("dac",), csrf_token)
     if isinstance(who, Response):
@@ -309,7 +309,7 @@ def review(request_id: int, request: Request, who: Identity | None = Depends(opt
 
 @router.post("/dac/grants/{grant_id}/revoke")
 def revoke(grant_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-           s: Session = Depends(get_session), gov: Governance = Depends(get_governance),
+           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
            csrf_token: str = Form(""), reason: str = Form("")):
     who = checked_post(request, who, ("dac",), csrf_token)
     if isinstance(who, Response):
@@ -325,7 +325,7 @@ def revoke(grant_id: int, request: Request, who: Identity | None = Depends(optio
 # --- data manager ----------------------------------------------------------------
 @router.get("/manage", response_class=HTMLResponse)
 def manage_page(request: Request, who: Identity | None = Depends(optional_identity),
-                s: Session = Depends(get_session)):
+                s: Session = Depends(get_session, scope="function")):
     who = need(request, who, ("data-managers",))
     if isinstance(who, Response):
         return who
