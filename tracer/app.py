@@ -67,6 +67,11 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
+def _json(obj) -> Response:
+    """Plain JSON values, serialised once (no per-field encoder pass)."""
+    return Response(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), media_type="application/json")
+
+
 def build_chain(settings: TracerSettings) -> Chain:
     key_file = settings.key_file
     if key_file is None and not settings.private_key and (ROOT / "var" / "chain" / "tracer.key").exists():
@@ -170,14 +175,14 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
                                      headers={"Content-Disposition": 'attachment; filename="traces.jsonl"'})
         page = store.query(**filters, after_seq=after, limit=limit)
         nxt = str(page[-1]["seq"]) if len(page) == limit else None
-        return {"traces": page, "next_cursor": nxt}
+        return _json({"traces": page, "next_cursor": nxt})
 
     @r.get("/traces/{trace_id}")
     def get_trace(trace_id: uuid.UUID, who: Identity = Depends(auditors)):
         rec = store.get(str(trace_id))
         if rec is None:
             raise HTTPException(404, "no such trace")
-        return rec
+        return _json(rec)
 
     @r.get("/anchor")
     def anchor_info(who: Identity = Depends(auditors)):

@@ -34,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# BIGINT on PostgreSQL; INTEGER on SQLite, where "INTEGER PRIMARY KEY" is the rowid itself (one lookup, not two)
+SeqInt = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -43,7 +45,7 @@ class Base(DeclarativeBase):
 class TraceRow(Base):
     __tablename__ = "traces"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(SeqInt, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(36), unique=True)
     time: Mapped[datetime] = mapped_column(DateTime)  # UTC, naive
     caller: Mapped[str] = mapped_column(String(128))

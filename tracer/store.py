@@ -11,7 +11,6 @@ transaction. The chain side (signing, sending, receipts) is in
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tracer import merkle
 from tracer.db import Batch, Counter, Meta, TraceDataset, TraceRow
-from tracer.schema import Trace
+from tracer.schema import Trace, leaf_hash
 
 ZERO_ROOT = b"\x00" * 32
 
@@ -74,7 +73,7 @@ class TraceStore:
     # --- intake --------------------------------------------------------------
     def add_many(self, traces: Sequence[Trace]) -> list[Stored | Conflict]:
         """Store traces durably; one result per input, in order."""
-        rows = [(t, str(t.id), t.canonical_bytes().decode("utf-8")) for t in traces]
+        rows = [(t, str(t.id), t.canonical_bytes()) for t in traces]
         results: list[Stored | Conflict | None] = [None] * len(rows)
         with Session(self.engine) as s, s.begin():
             existing: dict[str, tuple[int, str]] = {}
@@ -89,7 +88,7 @@ class TraceStore:
             for i, (t, tid, canon) in enumerate(rows):
                 if tid in existing:
                     seq, old = existing[tid]
-                    results[i] = Stored(tid, seq, True) if old == canon else Conflict(tid)
+                    results[i] = Stored(tid, seq, True) if old.encode("utf-8") == canon else Conflict(tid)
                 elif tid in fresh:
                     results[i] = ("dup", fresh[tid])  # resolved below
                 else:
@@ -108,7 +107,7 @@ class TraceStore:
                     seq = first + k
                     trace_rows.append(dict(
                         seq=seq, id=tid, time=t.time.replace(tzinfo=None), caller=t.caller, user=t.user,
-                        action=t.action.value, canonical=canon, leaf=t.leaf_hash(), received_at=now,
+                        action=t.action.value, canonical=canon.decode("utf-8"), leaf=leaf_hash(canon), received_at=now,
                     ))
                     for d in dict.fromkeys(t.dataset_ids):
                         ds_rows.append(dict(dataset_id=d, seq=seq))
@@ -244,7 +243,7 @@ class TraceStore:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Traces matching every given filter, in sequence order after ``after_seq``."""
-        q = select(TraceRow, Batch).join(Batch, TraceRow.batch_id == Batch.id, isouter=True)
+        q = select(*_RECORD_COLUMNS).join(Batch, TraceRow.batch_id == Batch.id, isouter=True)
         if dataset is not None:
             q = q.join(TraceDataset, and_(TraceDataset.seq == TraceRow.seq, TraceDataset.dataset_id == dataset))
             seq_col = TraceDataset.seq  # drives the (dataset_id, seq) primary-key index
@@ -261,44 +260,52 @@ class TraceStore:
         if until is not None:
             q = q.where(TraceRow.time < until)
         q = q.where(seq_col > after_seq).order_by(seq_col).limit(limit)
-        with Session(self.engine) as s:
-            return [record(t, b) for t, b in s.execute(q)]
+        with self.engine.connect() as conn:
+            return [record(row) for row in conn.execute(q)]
 
     def get(self, trace_id: str) -> dict[str, Any] | None:
-        with Session(self.engine) as s:
-            row = s.execute(
-                select(TraceRow, Batch).join(Batch, TraceRow.batch_id == Batch.id, isouter=True).where(TraceRow.id == trace_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*_RECORD_COLUMNS).join(Batch, TraceRow.batch_id == Batch.id, isouter=True).where(TraceRow.id == trace_id)
             ).first()
-            return record(*row) if row else None
+            return record(row) if row else None
 
 
 def _iso(t: datetime | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if t else None
 
 
-def record(t: TraceRow, b: Batch | None) -> dict[str, Any]:
+_RECORD_COLUMNS = (
+    TraceRow.seq, TraceRow.canonical, TraceRow.leaf, TraceRow.received_at, TraceRow.proof,
+    Batch.id.label("batch"), Batch.first_seq, Batch.last_seq, Batch.root, Batch.previous_root, Batch.state,
+    Batch.tx_hash, Batch.block_number, Batch.anchored_at,
+)
+
+
+def record(r) -> dict[str, Any]:
     """A trace as auditors and the verifier see it: the trace, its seq, proof and anchor."""
-    anchor = None
-    if b is not None and b.state == "anchored":
+    anchored = r.state == "anchored"
+    anchor = proof = None
+    if anchored:
         anchor = {
-            "batch": b.id,
-            "first_seq": b.first_seq,
-            "last_seq": b.last_seq,
-            "root": "0x" + b.root.hex(),
-            "previous_root": "0x" + b.previous_root.hex(),
-            "tx_hash": b.tx_hash,
-            "block_number": b.block_number,
-            "anchored_at": _iso(b.anchored_at),
+            "batch": r.batch,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "root": "0x" + r.root.hex(),
+            "previous_root": "0x" + r.previous_root.hex(),
+            "tx_hash": r.tx_hash,
+            "block_number": r.block_number,
+            "anchored_at": _iso(r.anchored_at),
         }
-    proof = None
-    if anchor is not None and t.proof is not None:
-        proof = ["0x" + h.hex() for h in merkle.unpack_proof(t.proof)]
+        if r.proof is not None:
+            p = r.proof.hex()
+            proof = ["0x" + p[i : i + 64] for i in range(0, len(p), 64)]
     return {
-        "seq": t.seq,
-        "trace": json.loads(t.canonical),
-        "leaf": "0x" + t.leaf.hex(),
-        "received_at": _iso(t.received_at),
-        "status": "anchored" if anchor else "pending",
+        "seq": r.seq,
+        "trace": json.loads(r.canonical),
+        "leaf": "0x" + r.leaf.hex(),
+        "received_at": _iso(r.received_at),
+        "status": "anchored" if anchored else "pending",
         "proof": proof,
         "anchor": anchor,
     }

@@ -33,7 +33,7 @@ def upgrade() -> None:
     op.create_index("ix_batches_state", "batches", ["state"])
     op.create_table(
         "traces",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
         sa.Column("id", sa.String(36), nullable=False, unique=True),
         sa.Column("time", sa.DateTime, nullable=False),
         sa.Column("caller", sa.String(128), nullable=False),
