@@ -46,6 +46,8 @@ env.filters["time"] = views.fmt_time
 router = APIRouter(include_in_schema=False)
 
 READERS = ("researchers", "data-managers", "dac", "auditors")
+ROLE_WORDS = {"researchers": "researchers", "data-managers": "data managers", "dac": "the data access committee",
+              "auditors": "auditors"}
 NOTICES = {
     "requested": "Your request was sent to the data access committee.",
     "withdrawn": "The request was withdrawn.",
@@ -112,7 +114,8 @@ def need(request: Request, who: Identity | None, roles: Iterable[str]) -> Identi
         return error_page(request, None, 401, "Please log in", "Your login has expired; log in again.")
     if not who.has_role(*roles):
         return error_page(request, who, 403, "Not for your role",
-                          f"This page is for: {', '.join(roles)}. Ask an administrator if you need access.")
+                          f"This page is for {' and '.join(ROLE_WORDS.get(r, r) for r in roles)}. "
+                          "Ask an administrator if you need access.")
     return who
 
 

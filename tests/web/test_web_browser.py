@@ -125,6 +125,9 @@ def test_request_approve_grant_revoke(browser, governance_stack, catalogue):
     row = page.locator("#active-grants tr").filter(has_text="LUNG1 radiomics cohort")
     assert row.count() == 1 and "lung" in row.inner_text()
     shot(page, "05-my-grants")
+    page.goto(st.public + "/my/requests")
+    assert "approved" in page.locator(f"#request-{rid}").inner_text().lower()
+    shot(page, "05b-my-requests-decided")
     with st.api("insitu-hub") as api:
         assert lung in [x["dataset_id"] for x in api.get("/api/users/alice/usable-datasets").json()]
 
