@@ -125,6 +125,8 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sync}")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache: indexes of millions of traces
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         return engine
