@@ -152,6 +152,26 @@ class DatasetServiceClient:
         r = self._check(self._request("GET", f"/api/sessions/{quote(str(session_id), safe='')}"))
         return dict(self._json(r))
 
+    # -- access governance (docs/CONTRACTS.md §3.1), for scripts and reports --
+    def grants(self, *, project: str | None = None, dataset_id: str | None = None,
+               active: bool = False) -> list[dict]:
+        """``GET /api/grants``: the grants the caller may see (``status`` says whether one is in force)."""
+        params = {k: v for k, v in {"project": project, "dataset_id": dataset_id}.items() if v}
+        if active:
+            params["active"] = "true"
+        r = self._check(self._request("GET", "/api/grants", params=params))
+        return list(self._json(r))
+
+    def revoke_grant(self, grant_id: int, reason: str) -> dict:
+        """``POST /api/grants/{id}/revoke`` (a DAC member's token)."""
+        r = self._check(self._request("POST", f"/api/grants/{int(grant_id)}/revoke", json={"reason": reason}))
+        return dict(self._json(r))
+
+    def access_history(self, dataset_id: str) -> dict:
+        """``GET /api/datasets/{id}/access-history``: sessions, grants and requests of a dataset."""
+        r = self._check(self._request("GET", f"/api/datasets/{quote(dataset_id, safe='')}/access-history"))
+        return dict(self._json(r))
+
     # -- the API (asynchronous, for the hub's event loop) --------------------
     async def ausable_datasets(self, user: str) -> list[dict]:
         r = self._check(await self._arequest("GET", f"/api/users/{quote(user, safe='')}/usable-datasets"))

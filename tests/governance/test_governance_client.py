@@ -45,6 +45,19 @@ def test_client_contract_sync(governance_stack):
     assert hub.get_session(sess["session_id"])["open"] is False
     assert sess["session_id"] not in [u["session_id"] for u in hub.uncovered_sessions()]
 
+    # governance calls with people's tokens
+    dac = DatasetServiceClient(st.public, st.token("dac2"))
+    assert [g["status"] for g in dac.grants(dataset_id=ds)] == ["revoked"]
+    assert dac.grants(dataset_id=ds, active=True) == []
+    with pytest.raises(DatasetServiceRejected) as e:
+        dac.revoke_grant(gid, "again")
+    assert e.value.status == 409
+    hist = DatasetServiceClient(st.public, st.token("audrey")).access_history(ds)
+    assert [x["session_id"] for x in hist["sessions"]] == [sess["session_id"]]
+    with pytest.raises(DatasetServiceRejected) as e:
+        DatasetServiceClient(st.public, st.token("bob")).access_history(ds)
+    assert e.value.status == 403
+
     # a user may not open sessions; another user's datasets are not theirs to list
     alice = DatasetServiceClient(st.public, st.token("alice"))
     with pytest.raises(DatasetServiceRejected) as e:
