@@ -4,7 +4,8 @@ Runs inside the workspace's notebook kernel. Standard library only: it reads
 ``manifest.json`` and ``eforms.json`` of each dataset (docs/CONTRACTS.md §2) and
 never walks the lake — every path it hands out comes from the manifest.
 
-    >>> from hub.workspace.datasets import list_datasets, open_dataset
+    >>> from insitu_workspace.datasets import list_datasets, open_dataset   # in a workspace
+    >>> # (hub.workspace.datasets in a checkout of the repository)
     >>> [d.dataset_id for d in list_datasets()]          # what is mounted
     >>> ds = open_dataset()                               # the only one, or open_dataset("ds-…")
     >>> items = ds.items(label="cancer_type")             # one dict per series

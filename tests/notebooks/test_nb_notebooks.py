@@ -22,12 +22,18 @@ def run_notebook(name: str, workdir: Path, monkeypatch, **env: str):
     """Execute notebooks/<name> in a fresh kernel (cwd ``workdir``); (executed notebook, results JSON)."""
     workdir.mkdir(parents=True, exist_ok=True)
     results = workdir / "results"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    # the workspace layout (hub/sandbox.py): hub/workspace is the package insitu_workspace on PYTHONPATH,
+    # and the repository is not importable (the kernel's cwd is the work folder)
+    pythonpath = workdir / "opt-insitu-python"
+    pythonpath.mkdir(exist_ok=True)
+    (pythonpath / "insitu_workspace").symlink_to(REPO / "hub" / "workspace")
+    monkeypatch.setenv("PYTHONPATH", str(pythonpath))
     monkeypatch.setenv("INSITU_NB_RESULTS", str(results))
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    assert "insitu_workspace/datasets.py" in "".join(outputs(nb, "text"))
     return nb, json.loads((results / (Path(name).stem + ".json")).read_text())
 
 
