@@ -14,8 +14,6 @@ from typing import Any, Iterable, Mapping
 from tracer.client import TracerClient, TracerError, make_trace, pseudonym
 from tracer.schema import Action
 
-TRACE_NS = uuid.UUID("6f1c1a56-3c55-4b0e-9a53-2f4a7c1d0e42")
-
 
 class TraceFailed(Exception):
     """The tracer did not accept a trace (down, refused, or not configured)."""
@@ -34,10 +32,16 @@ class Tracing:
 
     def send(self, action: Action, *, user: str | None, key: str, dataset_ids: Iterable[str] = (),
              digests: Mapping[str, str] | None = None, details: Mapping[str, Any] | None = None) -> str:
-        """Send one trace; ``key`` names the action's record so that a retry reuses the trace id."""
+        """Send one trace about the record named ``key`` (e.g. ``request:12:1``).
+
+        The trace id is random: the client's own retries resend the same trace
+        (idempotent at the tracer), while a record id that a rolled-back
+        transaction or another database reuses never collides with a stored
+        trace.
+        """
         if self.client is None:
             raise TraceFailed("no tracer is configured: traced actions are refused")
-        trace_id = uuid.uuid5(TRACE_NS, f"{action.value}:{key}")
+        trace_id = uuid.uuid4()
         digests = {k: v for k, v in (digests or {}).items() if v}
         try:
             trace = make_trace(action, caller=self.caller, user=self.pseudonym(user) if user else None,
@@ -45,7 +49,7 @@ class Tracing:
                                id=trace_id)
             self.client.send_sync(trace)
         except TracerError as e:
-            raise TraceFailed(f"the tracer did not accept the {action.value} trace: {e}") from e
+            raise TraceFailed(f"the tracer did not accept the {action.value} trace ({key}): {e}") from e
         except ValueError as e:  # schema refused before sending: a bug, but fail closed all the same
             raise TraceFailed(f"the {action.value} trace is invalid: {e}") from e
         return str(trace_id)
