@@ -157,6 +157,9 @@ def test_data_manager_and_error_pages(browser, governance_stack, catalogue):
     page.goto(st.public + "/manage")
     assert page.locator(f"tr[data-dataset='{catalogue['draft']}']").count() == 1
     shot(page, "08-manage")
+    page.set_viewport_size({"width": 820, "height": 1000})  # a small laptop window: one column
+    page.goto(st.public + "/")
+    shot(page, "10-catalogue-narrow")
     page.goto(st.public + "/dac")
     assert page.get_by_role("heading", name="Not for your role").is_visible()
     shot(page, "09-forbidden")
