@@ -29,6 +29,12 @@ def get_database(request: Request) -> Database:
 
 
 def get_session(db: Database = Depends(get_database)) -> Iterator[Session]:
+    """A database session committed when the route returns.
+
+    Always depend on it as ``Depends(get_session, scope="function")``: with the
+    default scope FastAPI runs the commit only after the answer has been sent,
+    so a failed commit would still look like success to the caller.
+    """
     with db.session() as s:
         yield s
 

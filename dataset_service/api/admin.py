@@ -44,7 +44,7 @@ def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGER
 
 
 @router.get("/{run_id}", response_model=IndexRunOut, summary="An indexing run and its statistics")
-def get_run(run_id: int, _: Identity = Depends(require_roles(*MANAGERS)), s: Session = Depends(get_session)):
+def get_run(run_id: int, _: Identity = Depends(require_roles(*MANAGERS)), s: Session = Depends(get_session, scope="function")):
     run = s.get(IndexRun, run_id)
     if run is None:
         raise HTTPException(404, f"no indexing run {run_id}")

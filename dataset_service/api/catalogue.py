@@ -27,7 +27,7 @@ def search(
     date_from: str | None = None, date_to: str | None = None,
     limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
     _: Identity = Depends(require_roles(*MANAGERS)),
-    s: Session = Depends(get_session), settings: Settings = Depends(get_settings),
+    s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
 ):
     if limit > settings.max_page_size:
         raise HTTPException(422, f"limit must be at most {settings.max_page_size}")
@@ -44,7 +44,7 @@ def search(
 
 @router.get("/studies/{subject}/{study}", response_model=StudyDetail, summary="One study with its series")
 def get_study(subject: str, study: str, _: Identity = Depends(require_roles(*MANAGERS)),
-              s: Session = Depends(get_session)):
+              s: Session = Depends(get_session, scope="function")):
     try:
         check_study_id(f"{subject}/{study}")
     except UnsafePath as e:

@@ -41,7 +41,7 @@ def _paging(limit: int, settings: Settings) -> None:
 
 @router.get("/api/datasets", response_model=Page[DatasetOut], summary="List datasets (paged)")
 def list_datasets(state: DatasetState | None = None, limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
-                  who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session),
+                  who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session, scope="function"),
                   settings: Settings = Depends(get_settings)):
     """Data managers, auditors and admins see every dataset; researchers and DAC members see the
     released, published and invalidated ones."""
@@ -73,7 +73,7 @@ def create(body: DatasetCreate, request: Request, response: Response,
 
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetOut, summary="One dataset")
 def get_dataset(dataset_id: str, who: Identity = Depends(require_roles(*READERS)),
-                s: Session = Depends(get_session)):
+                s: Session = Depends(get_session, scope="function")):
     return _visible(who, s.get(Dataset, dataset_id), dataset_id)
 
 
@@ -111,7 +111,7 @@ def set_state(dataset_id: str, body: Transition, request: Request,
 
 
 @router.get("/api/datasets/{dataset_id}/manifest", summary="The dataset's manifest.json (insitu-manifest/1)")
-def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session),
+def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session, scope="function"),
              settings: Settings = Depends(get_settings)):
     ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
     if ds.merkle_root is None:
@@ -125,14 +125,14 @@ def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), 
 
 @router.get("/api/datasets/{dataset_id}/build", response_model=BuildStatus, summary="Build state and progress")
 def build_status(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)),
-                 s: Session = Depends(get_session)):
+                 s: Session = Depends(get_session, scope="function")):
     ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
     return BuildStatus(dataset_id=ds.id, state=ds.state, phase=ds.build_phase, done=ds.progress_done,
                        total=ds.progress_total, attempts=ds.build_attempts, error=ds.error)
 
 
 @router.get("/api/datasets/{dataset_id}/events", response_model=list[EventOut], summary="History of a dataset")
-def events(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)), s: Session = Depends(get_session)):
+def events(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)), s: Session = Depends(get_session, scope="function")):
     _visible(who, s.get(Dataset, dataset_id), dataset_id)
     return s.scalars(select(DatasetEvent).where(DatasetEvent.dataset_id == dataset_id).order_by(DatasetEvent.seq)).all()
 
@@ -152,7 +152,7 @@ def integrity(dataset_id: str, request: Request, who: Identity = Depends(require
 
 @router.get("/api/public/datasets", response_model=Page[PublicDataset],
             summary="Published datasets: public, citable metadata (no login)")
-def public_list(limit: int = Query(50, ge=1), offset: int = Query(0, ge=0), s: Session = Depends(get_session),
+def public_list(limit: int = Query(50, ge=1), offset: int = Query(0, ge=0), s: Session = Depends(get_session, scope="function"),
                 settings: Settings = Depends(get_settings)):
     _paging(limit, settings)
     q = select(Dataset).where(Dataset.state == DatasetState.published)
@@ -164,7 +164,7 @@ def public_list(limit: int = Query(50, ge=1), offset: int = Query(0, ge=0), s: S
 
 @router.get("/api/public/datasets/{dataset_id}", response_model=PublicDataset,
             summary="One published dataset's public metadata (no login)")
-def public_get(dataset_id: str, s: Session = Depends(get_session)):
+def public_get(dataset_id: str, s: Session = Depends(get_session, scope="function")):
     ds = s.get(Dataset, dataset_id)
     if ds is None or ds.state != DatasetState.published:
         raise HTTPException(404, f"no published dataset {dataset_id!r}")
