@@ -12,6 +12,7 @@ entries of (u16 tag, u16 perm, u32 id), sorted by tag then id.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import struct
@@ -78,17 +79,43 @@ def _write(path, entries) -> None:
         raise
 
 
-def grant_group(path: str | os.PathLike, gid: int, perms: int, st: os.stat_result | None = None) -> bool:
-    """Ensure ``group:<gid>`` has at least ``perms`` (bits r=4 w=2 x=1). True if changed."""
-    entries = read_acl(path, st)
+@functools.lru_cache(maxsize=1024)
+def _granted(current: bytes | int, gid: int, perms: int) -> bytes | None:
+    """The xattr that adds ``group:<gid>:<perms>`` to ``current`` (an xattr, or a
+    mode when the file has no ACL yet); ``None`` when nothing would change.
+
+    Pure and cached: the files of a lake share a handful of distinct ACLs, so a
+    build of many studies encodes each of them once."""
+    entries = _decode(current) if isinstance(current, bytes) else _from_mode(current)
     key = (GROUP, gid)
     cur = entries.get(key, 0)
     if cur | perms == cur and (MASK, UNDEFINED_ID) in entries and entries[(MASK, UNDEFINED_ID)] & perms == perms:
-        return False
+        return None
     entries[key] = cur | perms
-    if (MASK, UNDEFINED_ID) in entries:
-        del entries[(MASK, UNDEFINED_ID)]
-    _write(path, entries)
+    entries.pop((MASK, UNDEFINED_ID), None)
+    return _encode(entries)
+
+
+def grant_group(path: str | os.PathLike, gid: int, perms: int, st: os.stat_result | None = None) -> bool:
+    """Ensure ``group:<gid>`` has at least ``perms`` (bits r=4 w=2 x=1). True if changed."""
+    try:
+        current: bytes | int = os.getxattr(path, XATTR, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENODATA, getattr(errno, "ENOATTR", errno.ENODATA)):
+            current = stat.S_IMODE((st or os.lstat(path)).st_mode)
+        elif e.errno == errno.EOPNOTSUPP:
+            raise AclUnsupported(e.errno, f"POSIX ACLs not supported on {path}") from None
+        else:
+            raise
+    new = _granted(current, gid, perms)
+    if new is None:
+        return False
+    try:
+        os.setxattr(path, XATTR, new, follow_symlinks=False)
+    except OSError as e:
+        if e.errno == errno.EOPNOTSUPP:
+            raise AclUnsupported(e.errno, f"POSIX ACLs not supported on {path}") from None
+        raise
     return True
 
 

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import acl, traces
@@ -422,8 +422,14 @@ def _finish(settings: Settings, db: Database, dataset_id: str, manifest: dict, a
         ds.state = DatasetState.draft
         ds.build_phase = "done"
         ds.error = None
-        for link in ds.studies:
-            link.digest = digests.get(link.study_id)
+        # one executemany UPDATE, not one ORM object per study
+        t = DatasetStudy.__table__
+        if digests:
+            s.execute(
+                update(t).where(t.c.dataset_id == bindparam("b_dataset"), t.c.study_id == bindparam("b_study"))
+                .values(digest=bindparam("b_digest")),
+                [{"b_dataset": dataset_id, "b_study": k, "b_digest": v} for k, v in digests.items()],
+            )
         add_event(s, ds, "dataset-service", "build", {"result": "draft", "merkle_root": root, "resumed": resumed})
     return "draft"
 
