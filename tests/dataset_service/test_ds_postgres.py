@@ -1,12 +1,7 @@
 """The same storage paths against a throwaway PostgreSQL 15 cluster (Debian's binaries)."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select
@@ -16,39 +11,11 @@ from dataset_service.db import Database
 from dataset_service.indexer import index_lake
 from dataset_service.models import Dataset, DatasetState, File, Study
 from dataset_service.settings import Settings
-from fixtures.jupyterhub import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.postgres
 
 
-def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run(prefix + list(cmd), capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL 15 is not installed (scripts/apt-packages.txt)")
-    d = Path(tempfile.mkdtemp(prefix="insitu-pg-"))
-    os.chmod(d, 0o755)
-    data, sock = d / "data", d / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(d, "postgres", "postgres")
-        shutil.chown(sock, "postgres", "postgres")
-    r = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert r.returncode == 0, r.stderr
-    port = free_port()
-    r = _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(d / "log"), "-w", "-t", "60", "-o",
-                     f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    assert r.returncode == 0, r.stderr + (d / "log").read_text()
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(d, ignore_errors=True)
+# pg_url: a fresh database in the session's throwaway cluster (tests/fixtures/postgres.py)
 
 
 def test_postgres_storage(pg_url, tmp_path, lake_template):

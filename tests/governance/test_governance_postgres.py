@@ -4,49 +4,16 @@ The hub and the tracer are the real ones of ``governance_stack``."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from fixtures.jupyterhub import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.postgres
 
 
-def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run(prefix + list(cmd), capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL 15 is not installed")
-    d = Path(tempfile.mkdtemp(prefix="insitu-gov-pg-"))
-    os.chmod(d, 0o755)
-    data, sock = d / "data", d / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(d, "postgres", "postgres")
-        shutil.chown(sock, "postgres", "postgres")
-    r = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert r.returncode == 0, r.stderr
-    port = free_port()
-    r = _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(d / "log"), "-w", "-t", "60", "-o",
-                     f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    assert r.returncode == 0, r.stderr + (d / "log").read_text()
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(d, ignore_errors=True)
+# pg_url: a fresh database in the session's throwaway cluster (tests/fixtures/postgres.py)
 
 
 @pytest.fixture(scope="module")

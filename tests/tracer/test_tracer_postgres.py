@@ -1,52 +1,19 @@
 """The tracer's storage and anchoring on PostgreSQL 15 (a throwaway cluster from Debian's binaries)."""
 
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
 from tracer.db import make_engine, upgrade
-from tracer.devchain import free_port
 from tracer.store import Conflict, TraceStore
 from tracer.verify import verify_against_chain
 
 from tracer_helpers import make_batcher, new_traces
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.postgres
 
 
-def _as_postgres(*cmd):
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run(prefix + list(cmd), capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL 15 is not installed (scripts/apt-packages.txt)")
-    d = Path(tempfile.mkdtemp(prefix="tracer-pg-"))
-    os.chmod(d, 0o755)
-    data, sock = d / "data", d / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(d, "postgres", "postgres")
-        shutil.chown(sock, "postgres", "postgres")
-    r = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert r.returncode == 0, r.stderr
-    port = free_port()
-    r = _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(d / "log"), "-w", "-t", "60", "-o",
-                     f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    assert r.returncode == 0, r.stderr
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(d, ignore_errors=True)
+# pg_url: a fresh database in the session's throwaway cluster (tests/fixtures/postgres.py)
 
 
 def test_intake_anchoring_queries_on_postgres(pg_url, anvil):
