@@ -14,40 +14,6 @@ a trace; only their SHA-256 does.
 """
 from __future__ import annotations
 
-import uuid
-from typing import Any, Iterable, Mapping
+from ..traces import TraceFailed, Tracing as ExportTracing
 
-from tracer.client import TracerClient, TracerError, make_trace, pseudonym
-from tracer.schema import Action
-
-TRACE_NS = uuid.UUID("0b7f1d62-8a40-4d4e-a4f1-6a1e3c2b9d70")
-
-
-class TraceFailed(Exception):
-    """The tracer did not accept a trace (down, refused, or not configured)."""
-
-
-class ExportTracing:
-    def __init__(self, base_url: str, token: str, pseudonym_key: str, caller: str = "dataset-service",
-                 *, timeout: float = 5.0, retries: int = 2):
-        self.caller = caller
-        self.key = pseudonym_key
-        self.client = TracerClient(base_url, token, timeout=timeout, retries=retries) if base_url else None
-
-    def pseudonym(self, login: str) -> str:
-        return pseudonym(login, self.key)
-
-    def send(self, action: Action, *, user: str, key: str, dataset_ids: Iterable[str],
-             digests: Mapping[str, str], details: Mapping[str, Any]) -> str:
-        if self.client is None:
-            raise TraceFailed("no tracer is configured: export steps are refused until one is")
-        trace_id = uuid.uuid5(TRACE_NS, f"{action.value}:{key}")
-        try:
-            trace = make_trace(action, caller=self.caller, user=self.pseudonym(user), dataset_ids=list(dataset_ids),
-                               digests=dict(digests), details=dict(details), id=trace_id)
-            self.client.send_sync(trace)
-        except TracerError as e:
-            raise TraceFailed(f"the tracer did not accept the {action.value} trace: {e}") from e
-        except ValueError as e:
-            raise TraceFailed(f"the {action.value} trace is invalid: {e}") from e
-        return str(trace_id)
+__all__ = ["ExportTracing", "TraceFailed"]
