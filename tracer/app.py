@@ -14,6 +14,8 @@ the hub proxy routes the tracer service):
 - ``GET /traces/{id}`` — one trace with its proof and anchor.
 - ``GET /anchor`` — chain id and contract address (what the verifier needs).
 - ``GET /metrics`` — Prometheus; ``GET /health``.
+- ``GET /``, ``GET /trace/{id}`` — the auditor's web pages (``tracer.web.pages``),
+  logged in through the hub's OAuth (``/login``, ``/oauth_callback``, ``/logout``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from hub.identity import HubAuthConfig, Identity, install_hub_auth, require_roles, require_service
+from hub.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
 from tracer.batcher import Batcher, BatcherConfig
 from tracer.chain import Chain, read_key
 from tracer.db import make_engine, upgrade
@@ -38,6 +40,7 @@ from tracer.metrics import Metrics
 from tracer.schema import Action, Trace
 from tracer.settings import ROOT, TracerSettings
 from tracer.store import Conflict, TraceStore
+from tracer.web.pages import web_router
 
 log = logging.getLogger("tracer")
 MAX_BODY = 256 * 1024
@@ -205,4 +208,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
         return JSONResponse(body, status_code=503 if batcher is not None and batcher.fatal else 200)
 
     app.include_router(r)
+    # the auditor's web pages (tracer/web), with browser login through the hub's OAuth
+    app.include_router(login_router(cookie_path=r.prefix or "/"), prefix=r.prefix)
+    app.include_router(web_router(), prefix=r.prefix)
     return app

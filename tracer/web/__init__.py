@@ -1,0 +1,1 @@
+"""The auditor's web pages of the tracer (server-rendered, no JavaScript)."""
