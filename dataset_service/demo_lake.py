@@ -18,6 +18,14 @@ Invariants
   FrameOfReferenceUID per series, InstanceNumber and ImagePositionPatient
   follow the slice order; pixel data is a small synthetic volume (a body
   ellipse with a lesion) of ``slices`` × ``size`` × ``size`` 16-bit voxels.
+
+Clinical signal
+- The lesion's size follows the eForm's ``stage``: early stages (I, II) draw a
+  radius of 6-12 % of the field of view, advanced stages (III, IV) 10-17 %
+  (``LESION_RADIUS``). The ranges overlap and the lesion's place and the noise
+  are random, so stage is a real but imperfect image signal (a classifier can
+  learn "advanced" from the pixels, not perfectly). Nothing else in the pixels
+  depends on the eForm; the modality follows the cancer type (about 80 %).
 """
 from __future__ import annotations
 
@@ -44,6 +52,10 @@ CANCERS = {
 }
 AGE_GROUPS = ["30-39", "40-49", "50-59", "60-69", "70-79", "80+"]
 BASE_DATE = dt.date(2015, 1, 1)
+STAGES = ["I", "II", "III", "IV"]
+ADVANCED_STAGES = frozenset({"III", "IV"})
+# lesion radius as a fraction of the image size: (low, high) for early and for advanced stages
+LESION_RADIUS = {False: (0.06, 0.12), True: (0.10, 0.17)}
 
 
 @dataclass(frozen=True)
@@ -64,12 +76,12 @@ def subject_name(i: int) -> str:
     return f"sub-{i:05d}"
 
 
-def _volume(rng: np.random.Generator, modality: str, slices: int, size: int) -> np.ndarray:
+def _volume(rng: np.random.Generator, modality: str, slices: int, size: int, advanced: bool) -> np.ndarray:
     z, y, x = np.mgrid[0:slices, 0:size, 0:size].astype(np.float32)
     cy, cx = (size - 1) / 2, (size - 1) / 2
     body = ((y - cy) / (0.42 * size)) ** 2 + ((x - cx) / (0.46 * size)) ** 2 <= 1.0
     lz, ly, lx = rng.uniform(0.3, 0.7) * slices, rng.uniform(0.35, 0.65) * size, rng.uniform(0.35, 0.65) * size
-    r = rng.uniform(0.08, 0.16) * size
+    r = rng.uniform(*LESION_RADIUS[advanced]) * size
     lesion = ((z - lz) * size / max(slices, 1)) ** 2 + (y - ly) ** 2 + (x - lx) ** 2 <= r * r
     noise = rng.normal(0, 12, size=(slices, size, size)).astype(np.float32)
     if modality == "CT":  # Hounsfield units stored with RescaleIntercept -1024
@@ -86,7 +98,7 @@ def _eform(seed: int, subject: str, rng: random.Random, cancer: str, diagnosis: 
         "age_group": rng.choice(AGE_GROUPS),
         "sex": "F" if cancer == "breast" else ("M" if cancer == "prostate" else rng.choice("FM")),
         "diagnosis_date": diagnosis.isoformat(),
-        "stage": rng.choice(["I", "II", "III", "IV"]),
+        "stage": rng.choice(STAGES),
         "follow_up": {
             "months": rng.randint(1, 60),
             "status": rng.choice(["alive, no disease", "alive with disease", "deceased"]),
@@ -105,7 +117,9 @@ def write_subject(out: Path, i: int, spec: LakeSpec) -> int:
     diagnosis = BASE_DATE + dt.timedelta(days=rng.randrange(0, 3000))
     sdir = out / subject
     sdir.mkdir(parents=True, exist_ok=True)
-    (sdir / "eform.json").write_text(json.dumps(_eform(seed, subject, rng, cancer, diagnosis), indent=2, sort_keys=True) + "\n")
+    eform = _eform(seed, subject, rng, cancer, diagnosis)
+    (sdir / "eform.json").write_text(json.dumps(eform, indent=2, sort_keys=True) + "\n")
+    advanced = eform["stage"] in ADVANCED_STAGES
     n_studies = spec.studies_per_subject or rng.choice([1, 2])
     written = 0
     for k in range(1, n_studies + 1):
@@ -116,14 +130,14 @@ def write_subject(out: Path, i: int, spec: LakeSpec) -> int:
         for s in range(1, spec.series_per_study + 1):
             series = f"series-{s:02d}"
             written += _write_series(out, subject, study, series, study_uid, study_date, modality, body_part,
-                                     k, s, spec, nprng)
+                                     k, s, spec, nprng, advanced)
     return written
 
 
 def _write_series(out: Path, subject: str, study: str, series: str, study_uid: str, date: dt.date,
-                  modality: str, body_part: str, k: int, s: int, spec: LakeSpec, rng) -> int:
+                  modality: str, body_part: str, k: int, s: int, spec: LakeSpec, rng, advanced: bool) -> int:
     seed = spec.seed
-    vol = _volume(rng, modality, spec.slices, spec.size)
+    vol = _volume(rng, modality, spec.slices, spec.size, advanced)
     folder = out / subject / study / series
     folder.mkdir(parents=True, exist_ok=True)
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage

@@ -71,3 +71,25 @@ def test_cli_demo_lake(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dataset_service", "demo-lake", str(tmp_path / "m"), "--size", "2"],
                        capture_output=True, text=True)
     assert r.returncode != 0
+
+
+def test_lesion_size_follows_stage(tmp_path):
+    """The documented clinical signal: advanced-stage (III, IV) lesions are larger, with overlap."""
+    import numpy as np
+
+    from dataset_service.demo_lake import ADVANCED_STAGES
+
+    write_lake(tmp_path, 40, seed=5, series_per_study=1, slices=16, size=32)
+    sizes = {True: [], False: []}
+    for se in sorted(tmp_path.glob("sub-*/study-*/series-*")):
+        dss = [pydicom.dcmread(f) for f in sorted(se.glob("*.dcm"))]
+        if dss[0].Modality != "MR":  # MR: tissue 600, lesion +500, noise sd 12: a clean threshold
+            continue
+        vol = np.stack([d.pixel_array for d in dss])
+        stage = json.loads((se.parents[1] / "eform.json").read_text())["stage"]
+        sizes[stage in ADVANCED_STAGES].append(int((vol > 850).sum()))
+    early, advanced = sizes[False], sizes[True]
+    assert len(early) >= 8 and len(advanced) >= 8
+    assert min(early + advanced) > 0  # every volume has a lesion
+    assert np.median(advanced) > 2 * np.median(early)
+    assert min(advanced) < max(early)  # imperfect: the ranges overlap

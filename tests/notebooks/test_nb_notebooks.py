@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-GROUP = {"lung": 0, "colorectal": 0, "prostate": 1, "breast": 1, "glioma": 1}
+ADVANCED = {"I": 0, "II": 0, "III": 1, "IV": 1}
 
 
 def run_notebook(name: str, workdir: Path, monkeypatch, **env: str):
@@ -93,40 +93,53 @@ def test_01_explore(demo, tmp_path, monkeypatch):
     assert "(0008,0018) SOP Instance UID" in "".join(outputs(nb, "text"))
 
 
+# how far above the baselines without pixels the model must be on the held-out subjects (34-42 series). On
+# the demo lake (40 subjects, seed 7), 10 epochs, notebook seeds 0-4 gave accuracy 0.79/0.88/0.76/0.79/0.74
+# against majority baselines 0.57/0.60/0.53/0.59/0.58 (margins 0.16-0.28; over the modality baseline
+# 0.15-0.24) and ROC AUC 0.70-0.94. A model blind to the stage stays within noise of the baselines.
+MARGIN = 0.10
+
+
 def test_02_train_classifier(demo, tmp_path, monkeypatch):
     import torch
 
     lake, root = demo
     facts = lake_facts(lake)
     nb, res = run_notebook("02-train-classifier.ipynb", tmp_path, monkeypatch, INSITU_DATASET=str(root),
-                           INSITU_NB_EPOCHS="6", INSITU_NB_SEED="0", INSITU_NB_WORKERS="2")
-    assert (res["dataset_id"], res["epochs"], res["device"]) == (root.name, 6, "cpu")
-    assert len(res["loss_history"]) == 6
+                           INSITU_NB_EPOCHS="10", INSITU_NB_SEED="0", INSITU_NB_WORKERS="2")
+    assert (res["dataset_id"], res["epochs"], res["device"]) == (root.name, 10, "cpu")
+    assert len(res["loss_history"]) == 10
     # every labelled series is used once; no subject is on both sides of the split
     assert res["n_train"] + res["n_val"] == len(facts["series"])
     val = res["val_series"]
     assert len(val) == len(set(val)) == res["n_val"]
     assert not {s.split("/")[0] for s in val} & set(res["train_subjects"])
     # labels and baselines recomputed from the lake's eForms and headers
-    labels = [GROUP[facts["eforms"][s.split("/")[0]]["cancer_type"]] for s in val]
+    labels = [ADVANCED[facts["eforms"][s.split("/")[0]]["stage"]] for s in val]
     assert res["val_labels"] == labels
     majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
-    oracle = sum((facts["modality"][s] == "MR") == bool(y) for s, y in zip(val, labels)) / len(labels)
+    by_modality = sum((facts["modality"][s] == "MR") == bool(y) for s, y in zip(val, labels)) / len(labels)
     assert res["majority_baseline"] == pytest.approx(majority)
-    assert res["modality_oracle"] == pytest.approx(oracle)
+    assert res["modality_baseline"] == pytest.approx(max(by_modality, 1 - by_modality))
     pred = res["val_predictions"]
     assert res["val_accuracy"] == pytest.approx(sum(p == y for p, y in zip(pred, labels)) / len(labels))
     assert pred == [int(p >= 0.5) for p in res["val_probabilities"]]
-    # the model learned the image signal there is (the modality) and reaches about the ceiling it sets
-    agreement = sum((facts["modality"][s] == "MR") == bool(p) for s, p in zip(val, pred)) / len(val)
-    assert res["agreement_with_modality"] == pytest.approx(agreement)
-    assert agreement >= 0.9
-    assert res["val_accuracy"] >= oracle - 0.1
-    assert res["val_auc"] > 0.6
+    # the model learned the stage from the pixels (the lesion's size), well above what no pixels give
+    assert res["margin_over_majority"] == pytest.approx(res["val_accuracy"] - majority)
+    assert res["val_accuracy"] >= max(majority, res["modality_baseline"]) + MARGIN, res
+    assert _auc(res["val_probabilities"], labels) == pytest.approx(res["val_auc"], abs=0.01)
+    assert res["val_auc"] >= 0.65, res
     # the saved weights load
     state = torch.load(tmp_path / "results" / "classifier.pt", weights_only=True)
     assert state["head.weight"].shape == (2, 64)
     assert len(outputs(nb, "image/png")) == 1
+
+
+def _auc(scores: list[float], labels: list[int]) -> float:
+    """ROC AUC by its definition: P(score of a positive > score of a negative), ties counting half."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
 
 def test_03_check_integrity_intact(demo, tmp_path, monkeypatch):
