@@ -165,6 +165,11 @@ def test_make_up_end_to_end(tmp_path):
 
         audrey = DemoUser(up.url, "audrey", logins["audrey"])
         assert _traces(up.url, audrey, action="USE_DATASETS", dataset=granted)
+        # the tracer's auditor pages log the browser in through the hub too; a researcher is refused
+        page = audrey.web.get("/services/tracer/", params={"action": "USE_DATASETS"}, follow_redirects=True)
+        assert page.status_code == 200 and page.url.path == "/services/tracer/", page.text[:500]
+        assert "USE_DATASETS" in page.text and granted in page.text
+        assert alice.web.get("/services/tracer/", follow_redirects=True).status_code == 403
 
         # revocation: stopped within a minute, session closed, traced
         dac1 = DemoUser(up.url, "dac1", logins["dac1"])
