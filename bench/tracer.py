@@ -108,7 +108,7 @@ class Server:
 
 
 def make_bodies(n: int, datasets: int = 1000) -> list[bytes]:
-    from tracer.client import make_trace, pseudonym
+    from insitu.trace_client import make_trace, pseudonym
 
     users = [pseudonym(f"user{i}", KEY) for i in range(200)]
     out = []
@@ -152,7 +152,7 @@ def fill(db_url: str, n: int, chain_url: str, key: str) -> float:
     """Store n traces directly through the intake code path and anchor them; returns seconds."""
     from tracer.batcher import Batcher, BatcherConfig
     from tracer.chain import Chain
-    from tracer.client import make_trace, pseudonym
+    from insitu.trace_client import make_trace, pseudonym
     from tracer.db import make_engine, upgrade
     from tracer.store import TraceStore
 

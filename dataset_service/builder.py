@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from . import acl, traces
 from .catalogue import study_query
 from .db import Database
-from .manifest import build_manifest, canonical_json
+from insitu.manifest import build_manifest, canonical_json
 from .models import Dataset, DatasetEvent, DatasetState, DatasetStudy, File, Series, Study, Subject, utcnow
 from .paths import UnsafePath, check_study_id, resolve_study
 from .settings import Settings

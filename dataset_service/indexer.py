@@ -35,7 +35,7 @@ from sqlalchemy import delete, insert, select, update
 
 from .db import Database
 from .dicom_header import NotDicom, read_header
-from .manifest import study_digest
+from insitu.manifest import study_digest
 from .models import File, IndexRun, Series, Study, Subject, utcnow
 from .paths import safe_name
 from .settings import Settings

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .manifest import merkle_root, study_digest
+from insitu.manifest import merkle_root, study_digest
 
 
 @dataclass

@@ -18,8 +18,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable, Mapping
 
-from tracer.client import TracerClient, TracerError, make_trace, pseudonym
-from tracer.schema import Action
+from insitu.trace_client import TracerClient, TracerError, make_trace, pseudonym
+from insitu.trace import Action
 
 from .settings import Settings
 

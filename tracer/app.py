@@ -37,7 +37,7 @@ from tracer.chain import Chain, read_key
 from tracer.db import make_engine, upgrade
 from tracer.intake import Intake
 from tracer.metrics import Metrics
-from tracer.schema import Action, Trace
+from insitu.trace import Action, Trace
 from tracer.settings import ROOT, TracerSettings
 from tracer.store import Conflict, TraceStore
 from tracer.web.pages import web_router

@@ -15,7 +15,7 @@ import asyncio
 import logging
 
 from tracer.batcher import failpoint
-from tracer.schema import Trace
+from insitu.trace import Trace
 from tracer.store import Conflict, Stored, TraceStore
 
 log = logging.getLogger("tracer.intake")

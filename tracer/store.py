@@ -19,9 +19,9 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from tracer import merkle
+from insitu import merkle
 from tracer.db import Batch, Counter, Meta, TraceDataset, TraceRow
-from tracer.schema import Trace, leaf_hash
+from insitu.trace import Trace, leaf_hash
 
 ZERO_ROOT = b"\x00" * 32
 

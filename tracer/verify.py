@@ -29,9 +29,9 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from tracer import merkle
+from insitu import merkle
 from tracer.chain import AnchorEvent, anchor_events, connect, load_artefact
-from tracer.schema import Trace, canonical_json, leaf_hash
+from insitu.trace import Trace, canonical_json, leaf_hash
 from tracer.store import ZERO_ROOT
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.identity import Identity
-from tracer.schema import Action
+from insitu.trace import Action
 
 from .findings import inspect_file
 from .models import DECISIONS, ExportFile, ExportRequest, ExportReview, utcnow

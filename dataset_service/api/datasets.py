@@ -22,7 +22,7 @@ SEE_ALL = ("data-managers", "auditors")  # and admins
 
 def _tracer_errors():
     try:
-        from tracer.client import TracerError
+        from insitu.trace_client import TracerError
         return (TracerError,)
     except ImportError:  # pragma: no cover
         return ()

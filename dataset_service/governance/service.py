@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tracer.schema import Action
+from insitu.trace import Action
 
 from ..models import Dataset
 from . import rules

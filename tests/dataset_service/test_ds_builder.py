@@ -13,7 +13,7 @@ from sqlalchemy import select
 from dataset_service import acl, builder
 from dataset_service.demo_lake import write_lake
 from dataset_service.integrity import check_dataset
-from dataset_service.manifest import merkle_root, study_digest
+from insitu.manifest import merkle_root, study_digest
 from dataset_service.models import Dataset, DatasetState, Study
 from dataset_service.settings import Settings
 

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from dataset_service.manifest import (build_manifest, leaf, merkle_proof, merkle_root, study_digest,
+from insitu.manifest import (build_manifest, leaf, merkle_proof, merkle_root, study_digest,
                                       verify_proof)
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from tracer.client import pseudonym
+from insitu.trace_client import pseudonym
 
 KEY = "test-pseudonym-key"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dataset_service import manifest as service_manifest
+from insitu import manifest as service_manifest
 from hub.workspace import datasets as wds
 from nb_demo import build_dataset
 

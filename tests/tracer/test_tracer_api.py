@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from tracer.client import TraceRejected, TracerClient, make_trace, pseudonym
+from insitu.trace_client import TraceRejected, TracerClient, make_trace, pseudonym
 from tracer.verify import verify_against_chain
 
 from tracer_helpers import PSEUDONYM_KEY, new_traces, wait_until

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tracer.chain import anchor_events, connect
-from tracer.client import TracerClient, TracerUnavailable
+from insitu.trace_client import TracerClient, TracerUnavailable
 from tracer.db import make_engine
 from tracer.store import TraceStore
 from tracer.verify import verify_records

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from tracer import merkle
+from insitu import merkle
 
 
 def leaves(n):

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from tracer.client import TracerClient, TracerUnavailable, make_trace, pseudonym
+from insitu.trace_client import TracerClient, TracerUnavailable, make_trace, pseudonym
 from tracer.devchain import free_port
-from tracer.schema import Action, MAX_CANONICAL_BYTES, Trace, canonical_json, leaf_hash, parse_trace
+from insitu.trace import Action, MAX_CANONICAL_BYTES, Trace, canonical_json, leaf_hash, parse_trace
 
 KEY = b"k"
 GOLDEN = {

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from fixtures.jupyterhub import DEMO_PASSWORD, REPO, start_hub
-from tracer.client import TracerClient, make_trace, pseudonym
+from insitu.trace_client import TracerClient, make_trace, pseudonym
 from tracer.devchain import DEV_KEYS, free_port
 from tracer.verify import read_records, verify_against_chain
 
@@ -209,7 +209,7 @@ def test_detail_page_verifies_against_the_chain(web):
         text = html.unescape(r.text)
         assert 'data-result="verified"' in text and "Verified against the chain" in text
         canonical = re.search(r'<pre class="canonical" id="canonical">(.*?)</pre>', text, re.S).group(1)
-        from tracer.schema import canonical_json
+        from insitu.trace import canonical_json
         assert canonical.encode() == canonical_json(rec["trace"])
         for h in [rec["leaf"], rec["anchor"]["root"], rec["anchor"]["tx_hash"], *(rec["proof"] or [])]:
             assert h in text

@@ -164,7 +164,7 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
 
 def new_traces(n: int, *, caller: str = "dataset-service", datasets: int = 5, action: str = "USE_DATASETS",
                prefix: str = ""):
-    from tracer.client import make_trace, pseudonym
+    from insitu.trace_client import make_trace, pseudonym
 
     return [
         make_trace(action, caller=caller, user=pseudonym(f"{prefix}user{i % 3}", PSEUDONYM_KEY),

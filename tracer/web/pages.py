@@ -27,9 +27,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hub.identity import Identity, optional_identity
-from tracer import merkle
+from insitu import merkle
 from tracer.chain import anchor_events, connect
-from tracer.schema import Action, canonical_json, leaf_hash
+from insitu.trace import Action, canonical_json, leaf_hash
 from tracer.verify import _b32, verify_against_chain
 
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,176 @@
+"""Client for the tracer, imported by the other platform services.
+
+    from insitu.trace_client import TracerClient, make_trace, pseudonym
+    from insitu.trace import Action
+
+    trace = make_trace(Action.USE_DATASETS, caller="dataset-service",
+                       user=pseudonym("alice", key), dataset_ids=["ds-1"],
+                       digests={"ds-1": manifest_root}, details={"session_id": sid})
+    await TracerClient(base_url, token).send(trace)   # or .send_sync(trace)
+
+``base_url`` is the tracer's root, e.g. ``http://127.0.0.1:8000/services/tracer``
+behind the hub proxy or ``http://127.0.0.1:8102/services/tracer`` directly;
+``token`` is the calling service's hub API token.
+
+``send`` answers once the tracer has stored the trace durably (202). It is
+idempotent on the trace id, so it retries connection failures and 5xx a few
+times; it raises ``TraceRejected`` on a 4xx (the trace is wrong or the caller
+is not allowed: retrying will not help) and ``TracerUnavailable`` otherwise.
+Callers that promise "traced before answering" must fail closed on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time as _time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+import httpx
+
+from insitu.trace import Action, Trace
+
+__all__ = [
+    "TracerClient",
+    "TracerError",
+    "TraceRejected",
+    "TracerUnavailable",
+    "make_trace",
+    "pseudonym",
+    "Action",
+    "Trace",
+]
+
+
+class TracerError(Exception):
+    """Base class of the client's errors."""
+
+
+class TraceRejected(TracerError):
+    """The tracer refused the trace (4xx): bad trace or caller not allowed."""
+
+    def __init__(self, status_code: int, detail: Any):
+        super().__init__(f"tracer refused the trace ({status_code}): {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class TracerUnavailable(TracerError):
+    """The tracer could not be reached or failed (5xx, timeout, connection)."""
+
+
+def pseudonym(login: str, key: bytes | str) -> str:
+    """The pseudonymous user id of a login name: HMAC-SHA256(key, login), hex.
+
+    The key is held by the platform (never by the tracer or the auditors), so
+    a pseudonym cannot be reversed by guessing logins without it. The same
+    login always gives the same pseudonym under one key.
+    """
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not key:
+        raise ValueError("pseudonym key must not be empty")
+    return hmac.new(key, login.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def make_trace(
+    action: Action | str,
+    *,
+    caller: str,
+    user: str | None = None,
+    dataset_ids: Iterable[str] = (),
+    digests: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+    id: uuid.UUID | str | None = None,
+    time: datetime | None = None,
+) -> Trace:
+    """Build a validated trace; ``user`` must already be a pseudonym.
+
+    Choose ``id`` yourself (e.g. derived from your own record) when you may
+    send the same trace again after a failure: the tracer stores it once.
+    """
+    return Trace(
+        id=uuid.UUID(str(id)) if id is not None else uuid.uuid4(),
+        time=time or datetime.now(timezone.utc),
+        caller=caller,
+        user=user,
+        action=Action(action),
+        dataset_ids=list(dataset_ids),
+        digests=dict(digests or {}),
+        details=dict(details or {}),
+    )
+
+
+def _payload(trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(trace, Trace):
+        return trace.canonical_dict()
+    return dict(trace)
+
+
+def _detail(resp: httpx.Response) -> Any:
+    try:
+        return resp.json().get("detail", resp.text)
+    except Exception:
+        return resp.text
+
+
+class TracerClient:
+    """Posts traces to the tracer with a service token."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.2):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self.backoff = backoff
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def _check(self, resp: httpx.Response) -> dict[str, Any]:
+        if 400 <= resp.status_code < 500:
+            raise TraceRejected(resp.status_code, _detail(resp))
+        if resp.status_code not in (200, 201, 202):
+            raise TracerUnavailable(f"tracer answered {resp.status_code}: {_detail(resp)}")
+        try:
+            return resp.json()
+        except ValueError:
+            return {}
+
+    async def send(self, trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
+        """POST the trace; returns the tracer's answer ({id, seq, status})."""
+        body = _payload(trace)
+        last: Exception | None = None
+        async with httpx.AsyncClient(timeout=self.timeout) as http:
+            for attempt in range(self.retries):
+                try:
+                    resp = await http.post(f"{self.base_url}/traces", json=body, headers=self._headers)
+                    return self._check(resp)
+                except TraceRejected:
+                    raise
+                except (httpx.HTTPError, TracerUnavailable) as e:
+                    last = e
+                    if attempt + 1 < self.retries:
+                        await asyncio.sleep(self.backoff * 2**attempt)
+        raise TracerUnavailable(str(last)) from last
+
+    def send_sync(self, trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
+        """Blocking variant of ``send``."""
+        body = _payload(trace)
+        last: Exception | None = None
+        with httpx.Client(timeout=self.timeout) as http:
+            for attempt in range(self.retries):
+                try:
+                    resp = http.post(f"{self.base_url}/traces", json=body, headers=self._headers)
+                    return self._check(resp)
+                except TraceRejected:
+                    raise
+                except (httpx.HTTPError, TracerUnavailable) as e:
+                    last = e
+                    if attempt + 1 < self.retries:
+                        _time.sleep(self.backoff * 2**attempt)
+        raise TracerUnavailable(str(last)) from last
