@@ -32,9 +32,9 @@ fi
 d=$(digest package.json package-lock.json)
 if ! fresh npm "$d" || [ ! -x node_modules/.bin/configurable-http-proxy ]; then
   log "installing Node tools (configurable-http-proxy, anvil, solc)"
-  # `npm install` (not `npm ci`): the lock holds only this platform's optional
-  # anvil binary package, which `npm ci` would reject as out of sync.
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: installs exactly the lock (which lists anvil's binary package for
+  # every platform) and never rewrites package-lock.json in the source tree.
+  npm ci --no-audit --no-fund --loglevel=error
   mark npm "$(digest package.json package-lock.json)"
 fi
 
