@@ -18,6 +18,9 @@ from fastapi import FastAPI
 
 from hub.identity import HubAuthConfig, install_hub_auth, login_router
 
+from insitu.apidocs import install_api_docs
+from insitu.httpapi import install_http_policy
+
 from .db import Database
 from .settings import Settings, get_settings
 
@@ -63,7 +66,7 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
         "(`Authorization: token T`); roles come from hub groups.",
         lifespan=lifespan,
         openapi_url=f"{prefix}/openapi.json",
-        docs_url=f"{prefix}/docs",
+        docs_url=None,  # served from local assets by install_api_docs
         redoc_url=None,
     )
     app.state.settings = settings
@@ -85,4 +88,6 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)
     for spec in ROUTERS:
         app.include_router(_load(spec), prefix=prefix)
+    install_http_policy(app, max_body=settings.max_body_bytes)
+    install_api_docs(app, prefix=prefix)
     return app

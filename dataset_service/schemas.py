@@ -1,11 +1,12 @@
 """Pydantic request and response bodies of the API."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from typing_extensions import Annotated
+
+from insitu.httpapi import UtcDateTime
 
 from .models import DatasetState
 
@@ -51,8 +52,17 @@ class StudyDetail(StudyOut):
     series: list[SeriesOut]
 
 
+_ONE_SELECTION = [
+    {"required": ["study_ids"], "properties": {"study_ids": {"type": "array"}}},
+    {"required": ["query"], "properties": {"query": {"type": "object"}}},
+    {"required": ["all_studies"], "properties": {"all_studies": {"const": True}}},
+]
+
+
 class DatasetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Give exactly one selection: ``study_ids``, ``query`` or ``all_studies: true``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": _ONE_SELECTION})
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     description: str = Field("", max_length=10000)
     license: str = Field("", max_length=200)
@@ -62,6 +72,12 @@ class DatasetCreate(BaseModel):
     study_ids: list[str] | None = Field(None, description="study ids '<subject>/<study>'")
     query: dict[str, str] | None = Field(None, description="catalogue filters (see GET /api/catalogue/filters)")
     all_studies: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.study_ids is not None) + (self.query is not None) + bool(self.all_studies) != 1:
+            raise ValueError("give exactly one of: study_ids, query, all_studies")
+        return self
 
 
 class DatasetUpdate(BaseModel):
@@ -97,8 +113,8 @@ class DatasetOut(BaseModel):
     n_files: int
     size: int
     created_by: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class PublicDataset(BaseModel):
@@ -115,7 +131,7 @@ class PublicDataset(BaseModel):
     previous_id: str | None
     merkle_root: str | None
     n_studies: int
-    created_at: dt.datetime
+    created_at: UtcDateTime
 
 
 class BuildStatus(BaseModel):
@@ -131,7 +147,7 @@ class BuildStatus(BaseModel):
 class EventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     seq: int
-    at: dt.datetime
+    at: UtcDateTime
     actor: str
     action: str
     detail: dict[str, Any] | None
@@ -147,7 +163,7 @@ class CheckOut(BaseModel):
 class IndexRunOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
+    started_at: UtcDateTime
+    finished_at: UtcDateTime | None
     requested_by: str | None
     stats: dict[str, Any] | None

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     )
     apply_acls: bool = Field(True, description="Write group:<gid>:r-x ACL entries on referenced studies.")
     max_studies_per_request: int = Field(100000, description="Largest study list accepted in one request.")
-    max_page_size: int = Field(500, description="Largest page of a listing.")
+    max_page_size: int = Field(500, le=500, description="Largest page of a listing (the API declares 500).")
+    max_body_bytes: int = Field(8 * 1024 * 1024, description="Largest request body (a larger one answers 413).")
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -6,6 +6,8 @@ import logging
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from insitu.httpapi import RowId
+
 from ..deps import MANAGERS, Identity, get_session, require_roles
 from ..models import IndexRun
 from ..schemas import IndexRunOut
@@ -44,7 +46,7 @@ def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGER
 
 
 @router.get("/{run_id}", response_model=IndexRunOut, summary="An indexing run and its statistics")
-def get_run(run_id: int, _: Identity = Depends(require_roles(*MANAGERS)), s: Session = Depends(get_session, scope="function")):
+def get_run(run_id: RowId, _: Identity = Depends(require_roles(*MANAGERS)), s: Session = Depends(get_session, scope="function")):
     run = s.get(IndexRun, run_id)
     if run is None:
         raise HTTPException(404, f"no indexing run {run_id}")

@@ -1,9 +1,11 @@
 """Catalogue search over the indexed studies (data managers and admins)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from insitu.httpapi import Offset, limit_query, unprocessable
 
 from ..catalogue import FILTERS, BadQuery, study_query
 from ..deps import MANAGERS, Identity, get_session, get_settings, require_roles
@@ -25,17 +27,17 @@ def search(
     subject: str | None = None, modality: str | None = None, body_part: str | None = None,
     cancer_type: str | None = None, sex: str | None = None, age_group: str | None = None,
     date_from: str | None = None, date_to: str | None = None,
-    limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
+    limit: limit_query(50, 500) = 50, offset: Offset = 0,
     _: Identity = Depends(require_roles(*MANAGERS)),
     s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
 ):
     if limit > settings.max_page_size:
-        raise HTTPException(422, f"limit must be at most {settings.max_page_size}")
+        raise unprocessable(f"limit must be at most {settings.max_page_size}", ("query", "limit"), input=limit)
     try:
         q = study_query(dict(subject=subject, modality=modality, body_part=body_part, cancer_type=cancer_type,
                              sex=sex, age_group=age_group, date_from=date_from, date_to=date_to))
     except BadQuery as e:
-        raise HTTPException(422, str(e)) from None
+        raise unprocessable(str(e), ("query",)) from None
     total = s.scalar(select(func.count()).select_from(q.order_by(None).subquery()))
     items = s.scalars(q.limit(limit).offset(offset)).all()
     return Page[StudyOut](total=total, limit=limit, offset=offset,
@@ -48,7 +50,7 @@ def get_study(subject: str, study: str, _: Identity = Depends(require_roles(*MAN
     try:
         check_study_id(f"{subject}/{study}")
     except UnsafePath as e:
-        raise HTTPException(422, str(e)) from None
+        raise unprocessable(str(e), ("path",)) from None
     st = s.get(Study, f"{subject}/{study}")
     if st is None:
         raise HTTPException(404, f"no study {subject}/{study} in the catalogue")

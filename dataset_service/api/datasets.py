@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from insitu.httpapi import Offset, limit_query, unprocessable
 
 from ..builder import RequestError, create_dataset, final_path
 from ..deps import MANAGERS, READERS, Identity, get_session, get_settings, require_roles
@@ -18,6 +20,7 @@ from ..states import VISIBLE_TO_READERS
 
 router = APIRouter(tags=["datasets"])
 SEE_ALL = ("data-managers", "auditors")  # and admins
+Limit = limit_query(50, 500)
 
 
 def _tracer_errors():
@@ -36,11 +39,11 @@ def _visible(who: Identity, ds: Dataset | None, dataset_id: str) -> Dataset:
 
 def _paging(limit: int, settings: Settings) -> None:
     if limit > settings.max_page_size:
-        raise HTTPException(422, f"limit must be at most {settings.max_page_size}")
+        raise unprocessable(f"limit must be at most {settings.max_page_size}", ("query", "limit"), input=limit)
 
 
 @router.get("/api/datasets", response_model=Page[DatasetOut], summary="List datasets (paged)")
-def list_datasets(state: DatasetState | None = None, limit: int = Query(50, ge=1), offset: int = Query(0, ge=0),
+def list_datasets(state: DatasetState | None = None, limit: Limit = 50, offset: Offset = 0,
                   who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session, scope="function"),
                   settings: Settings = Depends(get_settings)):
     """Data managers, auditors and admins see every dataset; researchers and DAC members see the
@@ -64,6 +67,8 @@ def create(body: DatasetCreate, request: Request, response: Response,
     try:
         dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump())
     except RequestError as e:
+        if e.status == 422:
+            raise unprocessable(str(e)) from None
         raise HTTPException(e.status, str(e)) from None
     request.app.state.builds.submit(dataset_id)
     response.headers["Location"] = f"{settings.service_prefix}/api/datasets/{dataset_id}"
@@ -83,7 +88,7 @@ def patch_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
                   who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
-        raise HTTPException(422, "fields cannot be set to null")
+        raise unprocessable("fields cannot be set to null", ("body", next(k for k, v in changes.items() if v is None)))
     try:
         ds = update_metadata(settings, request.app.state.db, dataset_id, changes, who.name)
     except NotFound as e:
@@ -152,7 +157,7 @@ def integrity(dataset_id: str, request: Request, who: Identity = Depends(require
 
 @router.get("/api/public/datasets", response_model=Page[PublicDataset],
             summary="Published datasets: public, citable metadata (no login)")
-def public_list(limit: int = Query(50, ge=1), offset: int = Query(0, ge=0), s: Session = Depends(get_session, scope="function"),
+def public_list(limit: Limit = 50, offset: Offset = 0, s: Session = Depends(get_session, scope="function"),
                 settings: Settings = Depends(get_settings)):
     _paging(limit, settings)
     q = select(Dataset).where(Dataset.state == DatasetState.published)
