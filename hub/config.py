@@ -37,6 +37,8 @@ SERVICE_DATASET = "dataset-service"
 SERVICE_TRACER = "tracer"
 SERVICE_CHAIN = "dev-chain"
 SERVICE_HUB = "insitu-hub"
+#: Kyverno's admission check: may read sessions at the dataset service, nothing else.
+SERVICE_ADMISSION = "insitu-admission"
 
 
 def _env(name: str, fallback):
@@ -247,10 +249,17 @@ def ensure_secrets(settings: InsituHub) -> dict[str, str]:
     ``pseudonym-key`` the key of the user pseudonyms in traces. On Kubernetes the tokens come from the chart's
     secrets through ``INSITU_<SERVICE>_TOKEN`` variables instead.
     """
-    names = (SERVICE_DATASET, SERVICE_TRACER, SERVICE_CHAIN, SERVICE_HUB, "proxy", "pseudonym-key")
-    from_env = {n: os.environ.get(f"INSITU_{n.upper().replace('-', '_')}_TOKEN") for n in names}
+    names = (SERVICE_DATASET, SERVICE_TRACER, SERVICE_CHAIN, SERVICE_HUB, SERVICE_ADMISSION, "proxy", "pseudonym-key")
+    from_env = {n: os.environ.get(token_env(n)) for n in names}
     if all(from_env.values()):
         return dict(from_env)
+    if settings.mode == "kubernetes":
+        # the chart's Secret is the only source; nothing is generated or written
+        needed = (SERVICE_DATASET, SERVICE_TRACER, SERVICE_HUB, SERVICE_ADMISSION)
+        missing = [token_env(n) for n in needed if not from_env[n]]
+        if missing:
+            raise ValueError(f"kubernetes mode: set {', '.join(missing)} (from the chart's service-token Secret)")
+        return {n: v for n, v in from_env.items() if v}
     folder = Path(settings.secrets_dir)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
@@ -272,6 +281,11 @@ def ensure_secrets(settings: InsituHub) -> dict[str, str]:
             json.dump(tokens, fh, indent=1)
         os.replace(tmp, store)
     return tokens
+
+
+def token_env(name: str) -> str:
+    """The variable that carries a service's token: ``INSITU_<NAME>_TOKEN``."""
+    return f"INSITU_{name.upper().replace('-', '_')}_TOKEN"
 
 
 def hub_service_token(settings: InsituHub | None = None) -> str:
@@ -308,7 +322,7 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         # the tracer's root is under its hub prefix; the service presents its own hub token
         INSITU_TRACER_URL=settings.tracer_url.rstrip("/") + "/services/" + SERVICE_TRACER,
         INSITU_TRACER_TOKEN=tokens[SERVICE_DATASET],
-        INSITU_PSEUDONYM_KEY=tokens["pseudonym-key"],
+        INSITU_PSEUDONYM_KEY=tokens.get("pseudonym-key", ""),  # managed services only (embedded)
     )
     tracer_env = dict(
         common_env,
@@ -340,6 +354,7 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         "info": {"description": "Audit trail anchored on the chain"},
     }
     hub_svc = {"name": SERVICE_HUB, "api_token": tokens[SERVICE_HUB]}
+    admission = {"name": SERVICE_ADMISSION, "api_token": tokens[SERVICE_ADMISSION]}
     # the reconcilers run inside the hub's own process tree in both modes (like
     # the idle culler of zero-to-jupyterhub): they need only the hub API
     reconcile_cmd = [py, "-m", "hub.reconciler", "--interval", str(settings.reconcile_interval)]
@@ -352,6 +367,8 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
     hub_svc["environment"] = hub_env
     hub_svc["cwd"] = root
     services = [ds, tracer, hub_svc]
+    if settings.mode == "kubernetes":
+        services.append(admission)
     if not settings.managed_services:
         return services
     ds["command"] = [py, "-m", "dataset_service", "serve", "--host", "127.0.0.1",
@@ -393,6 +410,12 @@ def role_definitions() -> list[dict]:
             "services": [SERVICE_TRACER],
         },
         {
+            "name": "insitu-admission",
+            "description": "Kyverno's admission check: read a session at the dataset service, nothing else",
+            "scopes": [f"access:services!service={SERVICE_DATASET}"],
+            "services": [SERVICE_ADMISSION],
+        },
+        {
             "name": "insitu-hub",
             "description": "Spawner and reconcilers: stop servers, keep group membership in step",
             "scopes": ["read:users", "list:users", "admin:servers", "read:servers", "read:groups",
@@ -406,11 +429,12 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
     """Fill the JupyterHub config object ``c`` from ``settings``."""
     tokens = tokens or ensure_secrets(settings)
     db_dir = Path(settings.path("db"))
-    c.JupyterHub.bind_url = f"http://{settings.hub_ip}:{settings.hub_port}"
-    if settings.hub_api_port:
-        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_api_port}"
     proxy_api_port = settings.proxy_api_port or settings.hub_port + 1
     if settings.mode == "embedded":
+        # on Kubernetes the z2jh chart binds the hub, its database and the proxy
+        c.JupyterHub.bind_url = f"http://{settings.hub_ip}:{settings.hub_port}"
+        if settings.hub_api_port:
+            c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_api_port}"
         db_dir.mkdir(parents=True, exist_ok=True)
         c.JupyterHub.db_url = "sqlite:///" + str(db_dir / "jupyterhub.sqlite")
         c.JupyterHub.cookie_secret_file = str(Path(settings.secrets_dir) / "jupyterhub_cookie_secret")

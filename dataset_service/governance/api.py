@@ -281,8 +281,8 @@ def get_work_session(session_id: str, who: Identity = Depends(current_identity),
     ws = s.get(WorkSession, session_id)
     if ws is None:
         raise HTTPException(404, "no such session")
-    allowed = ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == ws.user)
-               or who.has_role("auditors"))
+    allowed = ((who.is_service and who.name in (gs.hub_service_name, gs.admission_service_name))
+               or (not who.is_service and who.name == ws.user) or who.has_role("auditors"))
     if not allowed:
         raise HTTPException(403, "not your session")
     return gov.session_view(ws, s)

@@ -18,6 +18,9 @@ class GovernanceSettings(BaseSettings):
         90, ge=1, description="A pending request nobody decides expires after this many days without activity.")
     hub_service_name: str = Field(
         "insitu-hub", description="The hub's own service name: the only caller that opens and closes sessions.")
+    admission_service_name: str = Field(
+        "insitu-admission",
+        description="Kyverno's admission check: a service that may read sessions (GET /api/sessions/{id}), nothing else.")
     trace_caller: str = Field("dataset-service", description="Caller name written into traces.")
     csrf_secret: str = Field(
         "", description="Key of the CSRF tokens of the web pages; empty: derived from the service's hub token.")

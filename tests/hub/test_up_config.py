@@ -50,9 +50,12 @@ def test_embedded_default_runs_the_services_managed(tmp_path, monkeypatch):
 
 def test_kubernetes_mode_registers_external_services(tmp_path, monkeypatch):
     monkeypatch.setenv("INSITU_DATASET_SERVICE_URL", "http://dataset-service.insitu.svc:8101")
+    for name in ("DATASET_SERVICE", "TRACER", "INSITU_HUB", "INSITU_ADMISSION"):  # the chart's Secret
+        monkeypatch.setenv(f"INSITU_{name}_TOKEN", f"t-{name}")
     c, s = _configured(tmp_path, mode="kubernetes")
     svcs = {x["name"]: x for x in c.JupyterHub.services}
-    assert set(svcs) == {"dataset-service", "tracer", "insitu-hub"}
+    assert set(svcs) == {"dataset-service", "tracer", "insitu-hub", "insitu-admission"}
+    assert not (tmp_path / "var").exists()  # tokens come from the Secret; nothing is written
     assert "command" not in svcs["dataset-service"] and "command" not in svcs["tracer"]
     # the reconcilers run next to the hub, with the Keycloak membership pass
     assert svcs["insitu-hub"]["command"][1:3] == ["-m", "hub.reconciler"]

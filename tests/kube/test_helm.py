@@ -1,13 +1,15 @@
-"""The Helm chart helm/insitu, checked without Helm (not installable here).
+"""The Helm chart helm/insitu: its values, schema, hub configuration and tools
+(helm itself renders and lints it in test_helm_render.py).
 
 Executed: values.schema.json is a valid JSON Schema; it accepts the default
 values and every example (merged over the defaults, as Helm does) and rejects
 unknown keys and unsafe settings; every ``.Values.x.y`` a template reads
 exists in values.yaml; the chart's dependencies match their value sections;
-the hub's extraConfig configures traits InsituKubeSpawner really has; the Besu
+the hub's extraConfig configures traits InsituKubeSpawner really has and
+calls configure_hub, which hands the spawner the insitu-hub token; the Besu
 QBFT tool writes a genesis whose extraData names exactly the generated
-validators, with free gas. NOT executed: `helm lint`, `helm template`, an
-install, `helm test` (see helm/insitu/README.md)."""
+validators, with free gas. NOT executed here: an install and `helm test` on a
+cluster (see helm/insitu/README.md)."""
 
 from __future__ import annotations
 
@@ -120,25 +122,72 @@ def test_dependencies_match_value_sections():
         assert re.fullmatch(r"\d+\.\d+\.\d+", d["version"])
 
 
-async def test_hub_extra_config_sets_real_spawner_traits(dummy_kubeconfig):
+def _hub_env(monkeypatch) -> dict[str, str]:
+    """The hub's environment as the chart sets it, with a distinct value per Secret key."""
+    env = {}
+    for name, v in _values()["jupyterhub"]["hub"]["extraEnv"].items():
+        if isinstance(v, dict):
+            ref = v["valueFrom"]["secretKeyRef"]
+            env[name] = f"token-of-{ref['key']}"
+        else:
+            env[name] = str(v)
+    for name in [n for n in __import__("os").environ if n.startswith("INSITU_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+async def test_hub_extra_config_sets_real_spawner_traits(dummy_kubeconfig, monkeypatch):
     from traitlets.config import Config
 
     from hub.kube import InsituKubeSpawner
 
-    snippets = list(_values()["jupyterhub"]["hub"]["extraConfig"].values())
+    _hub_env(monkeypatch)
+    base = list(_values()["jupyterhub"]["hub"]["extraConfig"].values())
+    examples = [[]]
     for ex in sorted((CHART / "examples").glob("*.yaml")):
         ec = (yaml.safe_load(ex.read_text()).get("jupyterhub") or {}).get("hub", {}).get("extraConfig") or {}
-        snippets += list(ec.values())
+        examples.append(list(ec.values()))
     traits = set(InsituKubeSpawner.class_trait_names())
-    for code in snippets:
+    for extra in examples:
         c = Config()
-        exec(compile(code, "extraConfig", "exec"), {"c": c})
-        for section in ("KubeSpawner", "InsituKubeSpawner"):
+        for code in base + extra:  # z2jh runs the extraConfig snippets in order
+            exec(compile(code, "extraConfig", "exec"), {"c": c})
+        for section in ("KubeSpawner", "InsituKubeSpawner", "Spawner"):
             for name in c[section] if section in c else {}:
                 assert name in traits, f"{section}.{name} is not a trait of InsituKubeSpawner"
         sp = InsituKubeSpawner(config=c, _mock=True)  # the values load into the real class
         if "gpu_sharing" in c.get("InsituKubeSpawner", {}):
             assert sp.kube_options().gpu_resource().startswith("nvidia.com/")
+
+
+async def test_the_chart_calls_configure_hub_and_the_spawner_gets_the_hub_token(dummy_kubeconfig, monkeypatch):
+    """The spawner's calls to the dataset service carry the insitu-hub token from
+    the chart's Secret, at the dataset service's cluster URL."""
+    from traitlets.config import Config
+
+    from hub.kube import InsituKubeSpawner
+
+    _hub_env(monkeypatch)
+    c = Config()
+    for code in _values()["jupyterhub"]["hub"]["extraConfig"].values():
+        exec(compile(code, "extraConfig", "exec"), {"c": c})
+    assert c.JupyterHub.spawner_class == "hub.kube.InsituKubeSpawner"
+    assert "bind_url" not in c.JupyterHub and "db_url" not in c.JupyterHub  # z2jh's to set
+    sp = InsituKubeSpawner(config=c, _mock=True)
+    assert sp.dataset_service_token == "token-of-insitu-hub"
+    assert sp.dataset_service_url == "http://insitu-dataset-service:8101/services/dataset-service"
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["dataset-service"]["api_token"] == "token-of-dataset-service"
+    assert services["dataset-service"]["url"] == "http://insitu-dataset-service:8101"
+    assert services["tracer"]["api_token"] == "token-of-tracer"
+    assert services["insitu-admission"]["api_token"] == "token-of-insitu-admission"
+    assert all("command" not in s for s in services.values() if s["name"] != "insitu-hub")  # external
+    # without the Secret the hub refuses to start rather than invent tokens
+    monkeypatch.delenv("INSITU_INSITU_HUB_TOKEN")
+    with pytest.raises(ValueError, match="INSITU_INSITU_HUB_TOKEN"):
+        exec(compile(_values()["jupyterhub"]["hub"]["extraConfig"]["insitu"], "extraConfig", "exec"), {"c": Config()})
 
 
 def test_realm_has_the_role_groups_and_a_groups_claim():
