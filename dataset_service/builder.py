@@ -1,7 +1,11 @@
 """Creating and building datasets.
 
 ``create_dataset(...)`` validates the request, allocates a gid and records the
-dataset in state ``building``; ``build(settings, db, id)`` then writes the tree:
+dataset in state ``building``. Unsafe studies (a folder leaving the lake, a
+symbolic link inside) refuse a request that names them, and are left out of a
+query or ``all_studies`` selection with the reason in the dataset's report.
+Files the indexer skipped are left out of their study, with the reason: a data
+manager can build from every study that has readable files; ``build(settings, db, id)`` then writes the tree:
 
 1. take the build lock ``<datasets>/.locks/<id>.lock`` (``flock``; the kernel
    drops it when a builder dies, so a live build is never run twice);
@@ -9,8 +13,10 @@ dataset in state ``building``; ``build(settings, db, id)`` then writes the tree:
    if ``<datasets>/<id>`` already exists with a complete manifest the crash came
    after the rename: finish the database update only;
 3. for every study: check the path (``paths.resolve_study``), check each file
-   against the catalogue (size, mtime, inode; any difference or any extra file
-   fails the build: "re-index the lake"), give the study the ACL entries
+   against the catalogue (size, mtime, inode; a changed or missing file fails
+   the build: "re-index the lake"; a file the catalogue does not hold is left
+   out, closed to others, and named with its reason in the manifest's
+   ``report``), give the study the ACL entries
    ``group:<gid>:r-x`` (folders) / ``r--`` (files), and link
    ``<tmp>/<subject>/<study> -> <lake_mount_path>/<subject>/<study>``;
 4. write ``manifest.json`` (rules in ``manifest.py``) and ``eforms.json``;
@@ -43,11 +49,12 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import acl, traces
-from .catalogue import study_query
 from .db import Database
 from insitu.manifest import build_manifest, canonical_json
-from .models import Dataset, DatasetEvent, DatasetState, DatasetStudy, File, Series, Study, Subject, utcnow
-from .paths import UnsafePath, check_study_id, resolve_study
+from .models import (Dataset, DatasetEvent, DatasetState, DatasetStudy, File, IndexSkip, Series, Subject,
+                     utcnow)
+from .paths import UnsafePath, resolve_study
+from .selection import RequestError, resolve_studies, unsafe_studies  # noqa: F401 (re-exported)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,14 +63,6 @@ MAX_ATTEMPTS = 3
 
 class BuildError(Exception):
     pass
-
-
-class RequestError(ValueError):
-    """A create request that cannot be honoured (the API answers 4xx with this reason)."""
-
-    def __init__(self, reason: str, status: int = 422):
-        super().__init__(reason)
-        self.status = status
 
 
 def add_event(s, ds: Dataset, actor: str, action: str, detail: dict | None = None) -> DatasetEvent:
@@ -86,50 +85,6 @@ def _allocate_gid(s, settings: Settings) -> int:
     raise RequestError("no free POSIX gid left in the configured range", 409)
 
 
-def resolve_studies(s, settings: Settings, *, study_ids: list[str] | None, query: dict | None,
-                    all_studies: bool) -> list[str]:
-    chosen = [x is not None and x is not False for x in (study_ids, query, all_studies or None)]
-    if sum(chosen) != 1:
-        raise RequestError("give exactly one of: study_ids, query, all_studies")
-    if study_ids is not None:
-        if len(study_ids) > settings.max_studies_per_request:
-            raise RequestError(f"too many studies ({len(study_ids)} > {settings.max_studies_per_request})", 413)
-        ids = []
-        seen = set()
-        for sid in study_ids:
-            try:
-                check_study_id(sid)
-            except UnsafePath as e:
-                raise RequestError(str(e), 422) from None
-            if sid in seen:
-                raise RequestError(f"study {sid!r} listed twice")
-            seen.add(sid)
-            ids.append(sid)
-        known = set()
-        for i in range(0, len(ids), 500):
-            known.update(s.scalars(select(Study.id).where(Study.id.in_(ids[i:i + 500]))))
-        missing = [x for x in ids if x not in known]
-        if missing:
-            raise RequestError(f"unknown study id(s) (not in the catalogue): {', '.join(missing[:10])}", 404)
-    elif query is not None:
-        ids = list(s.scalars(study_query(query).with_only_columns(Study.id)))
-    else:
-        ids = list(s.scalars(select(Study.id).order_by(Study.id)))
-    if not ids:
-        raise RequestError("the selection holds no study")
-    if len(ids) > settings.max_studies_per_request:
-        raise RequestError(f"too many studies ({len(ids)} > {settings.max_studies_per_request})", 413)
-    if study_ids is not None:  # named studies are checked now; the build checks every study again
-        lake = Path(settings.lake_dir)
-        lake_real = os.path.realpath(lake)
-        for sid in ids:
-            try:
-                resolve_study(lake, sid, lake_real)
-            except UnsafePath as e:
-                raise RequestError(str(e), 422) from None
-    return sorted(ids)
-
-
 def create_dataset(settings: Settings, db: Database, *, actor: str, name: str, description: str = "",
                    license: str = "", tags: list[str] | None = None, contact: str = "",
                    previous_id: str | None = None, study_ids: list[str] | None = None,
@@ -141,7 +96,8 @@ def create_dataset(settings: Settings, db: Database, *, actor: str, name: str, d
         try:
             with db.session() as s:
                 try:
-                    ids = resolve_studies(s, settings, study_ids=study_ids, query=query, all_studies=all_studies)
+                    ids, left_out = resolve_studies(s, settings, study_ids=study_ids, query=query,
+                                                    all_studies=all_studies)
                 except BadQuery as e:
                     raise RequestError(str(e)) from None
                 version = 1
@@ -157,11 +113,12 @@ def create_dataset(settings: Settings, db: Database, *, actor: str, name: str, d
                              previous_id=previous_id, state=DatasetState.building,
                              gid=_allocate_gid(s, settings), query=query if query is not None else None,
                              created_by=actor, n_studies=len(ids), progress_total=len(ids),
-                             build_phase="queued")
+                             build_phase="queued", report={"left_out_studies": left_out, "left_out_files": []})
                 s.add(ds)
                 s.flush()
                 s.execute(DatasetStudy.__table__.insert(), [{"dataset_id": ds.id, "study_id": x} for x in ids])
-                add_event(s, ds, actor, "create", {"studies": len(ids), "gid": ds.gid})
+                add_event(s, ds, actor, "create", {"studies": len(ids), "gid": ds.gid,
+                                                   "left_out_studies": len(left_out)})
                 return ds.id
         except IntegrityError:  # two creations took the same gid: try again
             if attempt == 4:
@@ -223,9 +180,15 @@ def _load_catalogue(s, dataset_id: str):
 
 
 def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, int, int]], apply_acls: bool,
-                     study_id: str) -> None:
-    """Walk the study once: ACL entries on every folder/file, each file against the catalogue."""
+                     study_id: str, skip_reasons: dict[str, str]) -> list[dict]:
+    """Walk the study once: ACL entries on every folder and catalogued file, each file against the catalogue.
+
+    A file the catalogue does not hold (the indexer skipped it, or it came after indexing) is left
+    out: it gets no ACL entry and, when ACLs are applied, is closed to others, so the dataset's
+    group cannot open it through the study link. Returns those files with the reason.
+    """
     seen = 0
+    left_out: list[dict] = []
     stack = [(study_dir, "", None)]
     while stack:
         d, rel, dst = stack.pop()
@@ -236,13 +199,22 @@ def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, in
                 r = f"{rel}{e.name}"
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
-                    raise BuildError(f"study {study_id} contains a symbolic link {r}: refused")
+                    raise BuildError(f"study {study_id} contains a symbolic link {r}: refused (re-index the lake)")
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((e.path, r + "/", st))
                     continue
                 exp = expected.get(r)
                 if exp is None:
-                    raise BuildError(f"file {study_id}/{r} is not in the catalogue: re-index the lake")
+                    path = f"{study_id}/{r}"
+                    reason = skip_reasons.get(path, "not in the catalogue (added after the last indexing)")
+                    if apply_acls and st.st_mode & 0o007:
+                        try:
+                            os.chmod(e.path, stat.S_IMODE(st.st_mode) & ~0o007)
+                        except OSError as err:
+                            raise BuildError(f"file {path} is left out ({reason}) but stays readable by others "
+                                             f"and cannot be closed: {err.strerror}") from None
+                    left_out.append({"path": path, "reason": reason})
+                    continue
                 if (st.st_size, st.st_mtime_ns, st.st_ino) != exp:
                     raise BuildError(f"file {study_id}/{r} changed since indexing: re-index the lake")
                 if apply_acls:
@@ -250,6 +222,7 @@ def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, in
                 seen += 1
     if seen != len(expected):
         raise BuildError(f"study {study_id}: {len(expected) - seen} catalogued file(s) missing: re-index the lake")
+    return left_out
 
 
 def _seal(root: Path, subjects: list[str], files: list[str], gid: int, apply_acls: bool) -> None:
@@ -314,6 +287,11 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
             return _finish(settings, db, dataset_id, manifest, meta["actor"], resumed=True)
         with db.session() as s:
             studies, expected = _load_catalogue(s, dataset_id)
+            skip_reasons: dict[str, str] = {}
+            for k in range(0, len(study_ids), 500):
+                skip_reasons.update(s.execute(select(IndexSkip.path, IndexSkip.reason)
+                                              .where(IndexSkip.study_id.in_(study_ids[k:k + 500]))).tuples().all())
+            report = dict(s.get(Dataset, dataset_id).report or {})
             eforms = {sid: ef for sid, ef in s.execute(
                 select(Subject.id, Subject.eform).where(Subject.id.in_({x.split("/")[0] for x in study_ids})))}
         missing = [x for x in study_ids if x not in studies]
@@ -326,9 +304,11 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
         made_subjects = set()
         mount = settings.lake_mount_path.rstrip("/")
         lake_real = os.path.realpath(lake)
+        left_out_files: list[dict] = []
         for i, sid in enumerate(study_ids, 1):
             study_dir = resolve_study(lake, sid, lake_real)
-            _grant_and_check(str(study_dir), gid, expected[sid], settings.apply_acls, sid)
+            left_out_files += _grant_and_check(str(study_dir), gid, expected[sid], settings.apply_acls, sid,
+                                               skip_reasons)
             subject, study = sid.split("/")
             if subject not in made_subjects:
                 (tmp / subject).mkdir()
@@ -340,11 +320,13 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
                 _set(db, dataset_id, progress_done=i)
                 if progress:
                     progress(i, total, "linking")
-        _set(db, dataset_id, build_phase="manifest")
+        report = {"left_out_studies": report.get("left_out_studies", []),
+                  "left_out_files": sorted(left_out_files, key=lambda x: x["path"])}
+        _set(db, dataset_id, build_phase="manifest", report=report)
         manifest = build_manifest(
             dataset_id=dataset_id, name=meta["name"], version=meta["version"], lake_mount_path=mount,
             studies=[{"subject": sid.split("/")[0], "study": sid.split("/")[1],
-                      "series": list(studies[sid].values())} for sid in study_ids])
+                      "series": list(studies[sid].values())} for sid in study_ids], report=report)
         (tmp / "manifest.json").write_bytes(canonical_json(manifest))
         (tmp / "eforms.json").write_bytes(canonical_json({k: eforms.get(k) for k in sorted(made_subjects)}))
         _seal(tmp, sorted(made_subjects), ["manifest.json", "eforms.json"], gid, settings.apply_acls)

@@ -130,12 +130,20 @@ def cmd_create_dataset(args) -> int:
                                   progress=lambda done, total, _phase: bar.update(task, completed=done, total=total))
     else:
         state = builder.build(settings, db, dataset_id)
-    if state != "draft":
-        from .models import Dataset
+    from .models import Dataset
 
-        with db.session() as s:
-            ds = s.get(Dataset, dataset_id)
+    with db.session() as s:
+        ds = s.get(Dataset, dataset_id)
+        if state != "draft":
             return _fail(f"build of {dataset_id} ended {state}: {ds.error or 'see the service log'}")
+        report = ds.report or {}
+    for x in report.get("left_out_studies", []):
+        print(f"left out study {x['study']}: {x['reason']}", file=sys.stderr)
+    files = report.get("left_out_files", [])
+    for x in files[:50]:
+        print(f"left out file {x['path']}: {x['reason']}", file=sys.stderr)
+    if len(files) > 50:
+        print(f"... and {len(files) - 50} more files left out (see the manifest's report)", file=sys.stderr)
     print(dataset_id)
     return 0
 

@@ -4,7 +4,9 @@
 Little Endian file up to (0020,000E) and returns the catalogue fields; for any
 other encoding, or anything it does not expect (undefined-length sequences
 before the fields, truncated elements), it falls back to pydicom, which is the
-reference. Raises ``NotDicom`` with a reason for a file that is not DICOM.
+reference. Raises ``NotDicom`` with a reason for a file that is not DICOM or
+lacks its instance, study or series UID. A file without Modality is kept with
+the modality ``UNKNOWN`` (no DICOM defined term has that name).
 """
 from __future__ import annotations
 
@@ -110,13 +112,16 @@ def _pydicom_header(data: bytes) -> dict:
     return _normalise(out)
 
 
-REQUIRED = ("sop_uid", "study_uid", "series_uid", "modality")
+REQUIRED = ("sop_uid", "study_uid", "series_uid")
+UNKNOWN_MODALITY = "UNKNOWN"  # a file without (0008,0060) Modality is catalogued, not dropped
 
 
 def _normalise(out: dict) -> dict:
     missing = [k for k in REQUIRED if not out.get(k)]
     if missing:
         raise NotDicom(f"missing required DICOM attributes: {', '.join(missing)}")
+    if not out.get("modality"):
+        out["modality"] = UNKNOWN_MODALITY
     d = out.get("study_date")
     if d and len(d) == 8 and d.isdigit():
         out["study_date"] = f"{d[:4]}-{d[4:6]}-{d[6:]}"

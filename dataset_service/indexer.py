@@ -6,7 +6,10 @@
   (never following links). Entries off that layout, names that are not plain
   (``paths.NAME_RE``), symbolic links (those pointing out of the lake are named
   so), unreadable and non-DICOM files are reported in ``stats.skipped`` and
-  skipped; nothing is fatal.
+  skipped; nothing is fatal. The skipped entries of the last run, with their
+  reasons, are kept in ``index_skips``: a dataset leaves those files out and
+  says why in its manifest's report (``builder``).
+- A DICOM file without Modality is catalogued with the modality ``UNKNOWN``.
 - The hash cache is the ``files`` table: a file whose (size, mtime_ns, inode)
   matches its row is neither read nor hashed again.
 - New or changed files are read once, hashed (SHA-256) and their header parsed
@@ -36,7 +39,7 @@ from sqlalchemy import delete, insert, select, update
 from .db import Database
 from .dicom_header import NotDicom, read_header
 from insitu.manifest import study_digest
-from .models import File, IndexRun, Series, Study, Subject, utcnow
+from .models import File, IndexRun, IndexSkip, Series, Study, Subject, utcnow
 from .paths import safe_name
 from .settings import Settings
 
@@ -65,6 +68,25 @@ class IndexStats:
 
 def _skip(stats: IndexStats, path: str, reason: str) -> None:
     stats.skipped.append({"path": path, "reason": reason})
+
+
+def _skip_rows(skipped: list[dict], run_id: int | None) -> list[dict]:
+    rows: dict[str, dict] = {}
+    for sk in skipped:
+        parts = sk["path"].split("/")
+        rows.setdefault(sk["path"], {
+            "path": sk["path"], "reason": sk["reason"][:2000], "run_id": run_id,
+            "study_id": "/".join(parts[:2]) if len(parts) >= 3 else None,
+            "link": sk["reason"].startswith("symbolic link")})
+    return list(rows.values())
+
+
+def _record_skips(s, skipped: list[dict], run_id: int | None) -> None:
+    """Replace the table of skipped entries: the builder reads the reasons from it."""
+    s.execute(delete(IndexSkip))
+    rows = _skip_rows(skipped, run_id)
+    for i in range(0, len(rows), 5000):
+        s.execute(insert(IndexSkip), rows[i:i + 5000])
 
 
 def _link_reason(lake_real: str, full: str) -> str:
@@ -391,6 +413,7 @@ def index_lake(settings: Settings, db: Database, *, progress: bool | None = None
                             (Series, series_rows(se_chg)), (File, file_rows(f_chg))):
             if rows:
                 s.execute(update(model), rows)
+        _record_skips(s, stats.skipped, run_id)
         stats.rows_written = sum(map(len, (su_new, st_new, se_new, f_new, su_chg, st_chg, se_chg, f_chg)))
         stats.seconds = round(time.perf_counter() - t0, 3)
         run = s.get(IndexRun, run_id)

@@ -1,7 +1,7 @@
 """Integrity check: re-hash a dataset's files through its tree and compare with its manifest.
 
 Reports every difference: files missing, changed (size or SHA-256), extra files
-in a study, links that no longer point where the manifest says, a manifest
+in a study (other than those the manifest's report says were left out), links that no longer point where the manifest says, a manifest
 whose study digests or Merkle root do not follow from its files, and a root that
 differs from the one recorded in the database.
 """
@@ -47,6 +47,8 @@ def check_dataset(dataset_dir: Path, lake_dir: Path, lake_mount_path: str, datas
         res.problem("manifest", "manifest.json", f"unreadable: {e}")
         return res
     mount = manifest.get("lake_mount_path", lake_mount_path).rstrip("/")
+    # files the build left out on purpose (closed to the dataset's group) are named in the report
+    left_out = {f.get("path") for f in (manifest.get("report") or {}).get("left_out_files", [])}
     digests = []
     for st in manifest.get("studies", []):
         sid = f"{st['subject']}/{st['study']}"
@@ -82,7 +84,7 @@ def check_dataset(dataset_dir: Path, lake_dir: Path, lake_mount_path: str, datas
             for cur, _dirs, files in os.walk(study_host):
                 for name in files:
                     rel = os.path.relpath(os.path.join(cur, name), lake_dir)
-                    if rel not in listed:
+                    if rel not in listed and rel not in left_out:
                         res.problem("extra", rel, "file not in the manifest")
         d = study_digest(flat)
         if d != st.get("digest"):

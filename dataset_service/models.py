@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Enum, ForeignKey, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -88,6 +88,21 @@ class IndexRun(Base):
     requested_by: Mapped[str | None] = mapped_column(String(255))
 
 
+class IndexSkip(Base):
+    """An entry the last index run left out of the catalogue, with the reason (replaced by every run).
+
+    ``study_id`` is set when the entry lies inside a study folder; ``link`` marks
+    symbolic links (a study holding one is unsafe: it is left out of datasets).
+    """
+
+    __tablename__ = "index_skips"
+    path: Mapped[str] = mapped_column(String(1023), primary_key=True)  # relative to the lake
+    study_id: Mapped[str | None] = mapped_column(String(511), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    link: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
 class DatasetState(str, enum.Enum):
     building = "building"
     draft = "draft"
@@ -124,6 +139,8 @@ class Dataset(Base):
     build_phase: Mapped[str] = mapped_column(String(32), default="queued")
     build_attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # what the selection left out and why: {"left_out_studies": [{study, reason}], "left_out_files": [{path, reason}]}
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     studies: Mapped[list["DatasetStudy"]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetStudy.study_id")
     events: Mapped[list["DatasetEvent"]] = relationship(

@@ -115,6 +115,7 @@ class DatasetOut(BaseModel):
     created_by: str
     created_at: UtcDateTime
     updated_at: UtcDateTime
+    report: dict | None = None  # what the selection left out and why (also in manifest.json)
 
 
 class PublicDataset(BaseModel):

@@ -30,6 +30,12 @@ whitespace (``,`` and ``:`` separators), UTF-8, trailing newline) with: ``format
 ``digest``, ``series[]`` each with ``series``, ``modality``, ``body_part`` and
 ``files[]`` of ``{path, size, sha256}`` where ``path`` is relative to the
 dataset root (``<subject>/<study>/<series>/<instance>``).
+
+An optional ``report`` says what the selection left out and why:
+``left_out_studies[]`` of ``{study, reason}`` (unsafe studies) and
+``left_out_files[]`` of ``{path, reason}`` (files of a study that the catalogue
+does not hold, e.g. unreadable or broken DICOM; path relative to the dataset
+root). It is not hashed: the digests and the root cover exactly the listed files.
 """
 from __future__ import annotations
 
@@ -90,7 +96,7 @@ def canonical_json(obj) -> bytes:
 
 
 def build_manifest(*, dataset_id: str, name: str, version: int, lake_mount_path: str,
-                   studies: list[dict]) -> dict:
+                   studies: list[dict], report: dict | None = None) -> dict:
     """``studies``: [{subject, study, series: [{series, modality, body_part, files: [(rel-to-study, size, sha)]}]}].
 
     Returns the manifest dict (digests and root computed here, by the rules above).
@@ -113,7 +119,7 @@ def build_manifest(*, dataset_id: str, name: str, version: int, lake_mount_path:
         out.append({"subject": st["subject"], "study": st["study"], "digest": study_digest(flat),
                     "series": series_out})
     root = merkle_root((f"{s['subject']}/{s['study']}", s["digest"]) for s in out)
-    return {
+    out_manifest = {
         "format": FORMAT,
         "dataset_id": dataset_id,
         "name": name,
@@ -125,3 +131,6 @@ def build_manifest(*, dataset_id: str, name: str, version: int, lake_mount_path:
         "total_size": total_size,
         "studies": out,
     }
+    if report is not None:
+        out_manifest["report"] = report
+    return out_manifest

@@ -115,6 +115,8 @@ def dataset_page(s: Session, gov: Governance, datasets_dir: Path, ds: Dataset) -
         "cancer_type": f["cancer_type"].most_common(),
         "manifest": manifest_summary(datasets_dir, ds),
         "requestable": state_value(ds.state) in REQUESTABLE_DATASET_STATES,
+        "report": {"left_out_studies": (ds.report or {}).get("left_out_studies", []),
+                   "left_out_files": (ds.report or {}).get("left_out_files", [])},
         "versions": [{"id": v.id, "version": v.version, "state": state_value(v.state)} for v in siblings
                      if state_value(v.state) in CATALOGUE_STATES + ("invalidated",) or v.id == ds.id],
         "events": [{"at": aware(e.at), "actor": e.actor, "action": e.action, "detail": _event_words(e)}
@@ -203,6 +205,8 @@ def manager_datasets(s: Session) -> list[dict]:
             "n_studies": d.n_studies, "size": human_size(d.size), "error": d.error, "gid": d.gid,
             "created_at": aware(d.created_at), "created_by": d.created_by,
             "transitions": sorted(t.value for t in TRANSITIONS.get(d.state, ())),
+            "left_out_studies": len((d.report or {}).get("left_out_studies", [])),
+            "left_out_files": len((d.report or {}).get("left_out_files", [])),
         })
     return out
 

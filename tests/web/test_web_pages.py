@@ -233,3 +233,17 @@ def test_static_css_is_served_and_nothing_else(st):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
         assert c.get("/static/..%2Fpages.py").status_code == 404
         assert c.get("/static/pages.py").status_code == 404
+
+
+def test_left_out_studies_and_files_are_shown_with_their_reasons(st):
+    report = {"left_out_studies": [{"study": "sub-x/study-link", "reason": "holds a <symbolic link> out of the lake"}],
+              "left_out_files": [{"path": "sub-y/st/se/junk.dcm", "reason": "no DICM preamble (not a DICOM Part 10 file)"}]}
+    i = st.add_dataset("Left out", state="draft", report=report)
+    with browser(st, "dora") as c:
+        manage = c.get("/manage").text
+        assert f'href="/services/dataset-service/datasets/{i}#left-out">1 study(ies), 1 file(s) left out' in manage
+        page = c.get(f"/datasets/{i}").text
+    assert 'id="left-out"' in page and "sub-x/study-link" in page and "sub-y/st/se/junk.dcm" in page
+    assert "holds a &lt;symbolic link&gt; out of the lake" in page and "no DICM preamble" in page
+    with st.api("dora") as c:
+        assert c.get(f"/api/datasets/{i}").json()["report"] == report
