@@ -77,6 +77,7 @@ class Action(str, enum.Enum):
     APPROVE_EXPORT = "APPROVE_EXPORT"
     REJECT_EXPORT = "REJECT_EXPORT"
     DOWNLOAD_EXPORT = "DOWNLOAD_EXPORT"
+    REFUSE_DOWNLOAD = "REFUSE_DOWNLOAD"  # the workspace gateway refused to hand out a data file
 
 
 # identifiers: dataset ids, caller names, detail keys, digest names

@@ -269,6 +269,20 @@ def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Sess
     return gov.session_view(ws, s)
 
 
+class RefusalIn(Body):
+    kind: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9-]*$")
+    channel: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9-]*$")
+    path_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+@router.post("/sessions/{session_id}/refusals", status_code=201)
+def record_refusal(session_id: str, body: RefusalIn, who: Identity = Depends(_hub_service),
+                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+    """A workspace gateway (on the hub's behalf) refused to hand out a file: traced as REFUSE_DOWNLOAD."""
+    _run(gov.record_refusal, s, session_id, kind=body.kind, channel=body.channel, path_digest=body.path_digest)
+    return {"traced": True}
+
+
 @router.get("/sessions/uncovered")
 def uncovered(who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
               gov: Governance = Depends(get_governance)):

@@ -365,6 +365,16 @@ class Governance:
                           details={"session_id": session.id, "project": session.project})
         return session
 
+    def record_refusal(self, s: Session, session_id: str, *, kind: str, channel: str, path_digest: str) -> None:
+        """The workspace gateway refused a download in this session: trace it (the path only as a digest)."""
+        session = s.get(WorkSession, session_id)
+        if session is None:
+            raise RuleViolation("no such session", 404)
+        self.tracing.send(Action.REFUSE_DOWNLOAD, user=session.user, key=f"refusal:{session.id}",
+                          dataset_ids=[d.dataset_id for d in session.datasets],
+                          details={"session_id": session.id, "project": session.project, "kind": kind,
+                                   "channel": channel, "path_digest": path_digest})
+
     def uncovered_sessions(self, s: Session) -> list[dict]:
         out = []
         for session in s.scalars(select(WorkSession).where(WorkSession.closed_at.is_(None))
