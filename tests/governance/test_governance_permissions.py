@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 CALLERS = ["anonymous", "alice", "bob", "carol", "dora", "dac1", "dac3", "audrey", "admin", "nobody",
-           "insitu-hub", "dataset-service"]
+           "insitu-hub", "dataset-service", "insitu-admission"]
 RESEARCHERS = {"alice", "bob", "carol", "admin"}
 DAC = {"dac1", "dac3", "admin"}
 
@@ -47,7 +47,8 @@ MATRIX = [
     ("GET", "/api/users/alice/usable-datasets", None, {"alice", "insitu-hub"}),
     ("POST", "/api/sessions", {}, {"insitu-hub"}),
     ("GET", "/api/sessions/uncovered", None, {"insitu-hub"}),
-    ("GET", "/api/sessions/{sid}", None, {"alice", "insitu-hub", "audrey", "admin"}),
+    # insitu-admission: Kyverno's check reads a session, and may do nothing else
+    ("GET", "/api/sessions/{sid}", None, {"alice", "insitu-hub", "audrey", "admin", "insitu-admission"}),
     ("DELETE", "/api/sessions/no-such-session", None, {"insitu-hub"}),
 ]
 
