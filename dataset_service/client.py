@@ -135,9 +135,12 @@ class DatasetServiceClient:
         r = self._check(self._request("POST", "/api/sessions", json=body), refused_is_session=True)
         return dict(self._json(r))
 
-    def close_session(self, session_id: str) -> None:
-        """``DELETE /api/sessions/{id}`` (204). A 404 (already gone) is not an error."""
-        r = self._request("DELETE", f"/api/sessions/{quote(str(session_id), safe='')}")
+    def close_session(self, session_id: str, reason: str = "stopped") -> None:
+        """``DELETE /api/sessions/{id}?reason=`` (204). A 404 (already gone) is not an error.
+
+        ``reason``: stopped, revoked, invalidated, expired, crashed, or failed_start (the workspace never
+        started: traced as START_FAILED instead of END_SESSION)."""
+        r = self._request("DELETE", f"/api/sessions/{quote(str(session_id), safe='')}", params={"reason": reason})
         if r.status_code == 404:
             return
         self._check(r)
@@ -182,8 +185,9 @@ class DatasetServiceClient:
         r = self._check(await self._arequest("POST", "/api/sessions", json=body), refused_is_session=True)
         return dict(self._json(r))
 
-    async def aclose_session(self, session_id: str) -> None:
-        r = await self._arequest("DELETE", f"/api/sessions/{quote(str(session_id), safe='')}")
+    async def aclose_session(self, session_id: str, reason: str = "stopped") -> None:
+        r = await self._arequest("DELETE", f"/api/sessions/{quote(str(session_id), safe='')}",
+                                 params={"reason": reason})
         if r.status_code == 404:
             return
         self._check(r)

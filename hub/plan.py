@@ -18,8 +18,9 @@ Invariants (each one is checked, and a violation raises :class:`PlanError`):
 * supplementary gids are exactly one per chosen dataset, all distinct, all
   ``>= min_dataset_gid``, none equal to the uid or the primary gid;
 * mounts: the lake read-only at its mount path, each chosen dataset folder
-  read-only at ``<datasets_mount_root>/<dataset_id>``, and the home as the only
-  writable mount;
+  read-only at ``<datasets_mount_root>/<dataset_id>``, and the home of this
+  user *and project* (``<home_root>/<user>/<project>``) as the only writable
+  mount;
 * dataset ids, user and project names are safe as path components and label
   values are valid Kubernetes label values.
 """
@@ -72,6 +73,8 @@ class Resources:
     mem_limit: int
     mem_guarantee: int
     gpu: int = 0
+    pids_limit: int = 4096  # processes and threads of the whole workspace
+    tmp_limit: int = 1024**3  # bytes of its /tmp (counted in mem_limit too)
 
 
 @dataclass(frozen=True)
@@ -97,20 +100,23 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
         "notebook-cpu",
         "Notebook (CPU)",
         "notebook",
-        Resources(cpu_limit=2.0, cpu_guarantee=0.5, mem_limit=8 * _GiB, mem_guarantee=2 * _GiB),
+        Resources(cpu_limit=2.0, cpu_guarantee=0.5, mem_limit=8 * _GiB, mem_guarantee=2 * _GiB,
+                  pids_limit=2048, tmp_limit=2 * _GiB),
         {"CUDA_VISIBLE_DEVICES": ""},
     ),
     Profile(
         "notebook-gpu",
         "Notebook (GPU)",
         "notebook",
-        Resources(cpu_limit=4.0, cpu_guarantee=1.0, mem_limit=16 * _GiB, mem_guarantee=4 * _GiB, gpu=1),
+        Resources(cpu_limit=4.0, cpu_guarantee=1.0, mem_limit=16 * _GiB, mem_guarantee=4 * _GiB, gpu=1,
+                  pids_limit=4096, tmp_limit=4 * _GiB),
     ),
     Profile(
         "desktop",
         "Remote desktop",
         "desktop",
-        Resources(cpu_limit=2.0, cpu_guarantee=0.5, mem_limit=8 * _GiB, mem_guarantee=2 * _GiB),
+        Resources(cpu_limit=2.0, cpu_guarantee=0.5, mem_limit=8 * _GiB, mem_guarantee=2 * _GiB,
+                  pids_limit=2048, tmp_limit=2 * _GiB),
     ),
 )
 
@@ -334,7 +340,8 @@ def build_plan(
             src = f"{settings.datasets_dir.rstrip('/')}/{g.dataset_id}"
         target = f"{settings.datasets_mount_root.rstrip('/')}/{g.dataset_id}"
         mounts.append(Mount(src, target, True, "dataset", g.dataset_id))
-    home = Mount(f"{settings.home_root.rstrip('/')}/{user}", settings.home_mount_path, False, "home")
+    # one home per user and project: a workspace never sees what another project's sessions wrote
+    home = Mount(f"{settings.home_root.rstrip('/')}/{user}/{project}", settings.home_mount_path, False, "home")
     mounts.append(home)
 
     env = {

@@ -233,7 +233,7 @@ class RevocationReconciler:
                 if not all_stopped:
                     report.kept_open.append(sid)
                     continue
-                await self.datasets.aclose_session(sid)
+                await self.datasets.aclose_session(sid, s.get("end_reason") or "revoked")
                 report.closed.append(sid)
                 log.warning("closed session %s of %s (%s)", sid, user, s.get("reason", "uncovered"))
             except Exception as e:

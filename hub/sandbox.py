@@ -17,8 +17,17 @@ The sandbox sees (``sandbox_argv``):
   ``/mnt/datasets/<id>``, the home folder writable;
 * the workspace environment and the lock-down code read-only;
 * ``/run/insitu``: its own runtime folder (owned by the user, 0700) holding
-  ``jupyter.sock`` (the server listens there; the proxy connects to it) and
-  ``hub.sock`` (a forwarder in the hub process to the hub's API).
+  ``jupyter.sock`` (the server listens there; the proxy connects to it);
+* ``/run/insitu-hub``: a root-owned folder, read-only, holding ``hub.sock``
+  (``hub/forwarder.py``: a filter in the hub process that passes only the hub
+  API calls the single-user server needs).
+
+Root prepares and removes these folders and the home by descriptor, never by a
+path through a folder the researcher can write (``hub/sandbox_fs.py``). The
+kernel enforces the profile's limits (``hub/limits.py``: cgroup v1 memory,
+cpu and pids; ``/tmp`` is a tmpfs of ``tmp_limit`` bytes), and a seccomp filter
+(``hub/seccomp.py``) refuses new namespaces, mounts, ptrace, keys and the
+other calls container runtimes refuse.
 
 It has its own network namespace with loopback only (``--unshare-net``): no
 packet can leave it, the hub and the proxy are reached over the two Unix
@@ -33,22 +42,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from jupyterhub.spawner import Spawner
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
-from hub.plan import WorkspacePlan
+from hub import limits, sandbox_fs
+from hub.forwarder import UnixForwarder
+from hub.plan import DEFAULT_PROFILES, Profile, Resources, WorkspacePlan
+from hub.seccomp import filter_bytes
 from hub.spawner_base import DatasetSessionMixin, WorkspaceRefused
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_IN_SANDBOX = "/run/insitu"
+HUB_IN_SANDBOX = "/run/insitu-hub"  # root-owned, read-only: hub.sock
 WORKSPACE_PY = "/opt/insitu/python"
 WORKSPACE_ETC = "/opt/insitu/etc/jupyter"
 ETC_FILES = (
@@ -103,10 +115,14 @@ def sandbox_argv(
     setpriv: str = "setpriv",
     etc_files: tuple[str, ...] = ETC_FILES,
     extra_ro_binds: tuple[tuple[str, str], ...] = (),
+    hub_dir: str | None = None,
+    tmp_size: int | None = None,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The full bubblewrap + setpriv command line for ``plan``. Pure."""
     a = [
         bwrap,
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--unshare-net",
         "--unshare-pid",
         "--unshare-ipc",
@@ -122,7 +138,8 @@ def sandbox_argv(
         target = os.readlink("/" + link) if os.path.islink("/" + link) else None
         if target:
             a += ["--symlink", target, "/" + link]
-    a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
+    a += (["--size", str(int(tmp_size))] if tmp_size else []) + ["--tmpfs", "/tmp"]
     a += ["--perms", "0755", "--dir", "/etc"]
     for f in etc_files:
         a += ["--ro-bind-try", f, f]
@@ -130,7 +147,7 @@ def sandbox_argv(
         a += ["--ro-bind", f"{runtime_dir}/etc/{f}", f"/etc/{f}"]
     # every folder above a bind target is created 0755 (bubblewrap would make it 0700)
     targets = [m.target for m in plan.mounts] + [workspace_env, f"{WORKSPACE_PY}/insitu_workspace", WORKSPACE_ETC]
-    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX]
+    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX, HUB_IN_SANDBOX]
     parents: set[str] = set()
     for t in targets:
         p = os.path.dirname(os.path.normpath(t))
@@ -147,6 +164,8 @@ def sandbox_argv(
     for src, dst in extra_ro_binds:
         a += ["--ro-bind", src, dst]
     a += ["--bind", runtime_dir + "/run", RUN_IN_SANDBOX]
+    if hub_dir:
+        a += ["--ro-bind", hub_dir, HUB_IN_SANDBOX]
     a += ["--chdir", plan.home.target, "--"]
     groups = ",".join(str(g) for g in plan.supplementary_gids)
     a += [setpriv, f"--reuid={plan.uid}", f"--regid={plan.gid}"]
@@ -207,68 +226,7 @@ def proc_alive(pid: int, start_time: str | None) -> bool:
 # --------------------------------------------------------------------------
 
 
-class UnixForwarder:
-    """Listens on a Unix socket and pipes each connection to a TCP (or Unix)
-    address: the only way from a workspace to the hub's API."""
-
-    def __init__(self, listen_path: str, target_url: str, mode: int = 0o600, owner: tuple[int, int] | None = None):
-        self.listen_path = listen_path
-        u = urlparse(target_url)
-        self.target_unix = None
-        if u.scheme in ("http+unix", "unix+http"):
-            from urllib.parse import unquote
-
-            self.target_unix = unquote(u.netloc)
-        else:
-            self.target = (u.hostname or "127.0.0.1", u.port or 80)
-        self.mode = mode
-        self.owner = owner
-        self.server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> None:
-        if os.path.exists(self.listen_path):
-            os.unlink(self.listen_path)
-        self.server = await asyncio.start_unix_server(self._handle, path=self.listen_path)
-        os.chmod(self.listen_path, self.mode)
-        if self.owner:
-            os.chown(self.listen_path, *self.owner)
-
-    @property
-    def running(self) -> bool:
-        return self.server is not None and self.server.is_serving()
-
-    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        try:
-            while data := await r.read(65536):
-                w.write(data)
-                await w.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            try:
-                w.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            if self.target_unix:
-                r2, w2 = await asyncio.open_unix_connection(self.target_unix)
-            else:
-                r2, w2 = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(self._pipe(reader, w2), self._pipe(r2, writer))
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
-        try:
-            os.unlink(self.listen_path)
-        except FileNotFoundError:
-            pass
+# ``UnixForwarder`` lives in hub/forwarder.py (an HTTP filter, not a pipe)
 
 
 # --------------------------------------------------------------------------
@@ -310,6 +268,21 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
     )
     stop_grace = Float(5.0, config=True, help="Seconds between SIGTERM and SIGKILL on stop.")
     home_mode = Integer(0o700, config=True, help="Mode of a newly created home folder.")
+    enforce_limits = Bool(
+        True, config=True,
+        help="Enforce the profile's memory, CPU and process limits with cgroup v1 (hub/limits.py); "
+        "a workspace does not start when they cannot be set.",
+    )
+    cgroup_parent = Unicode(
+        "", config=True,
+        help="cgroup (per controller) under which each workspace's cgroup is made; empty: the hub's own.",
+    )
+    seccomp = Bool(True, config=True, help="Apply the seccomp filter of hub/seccomp.py to every workspace.")
+    extra_profiles = List(
+        Dict(), config=True,
+        help="More profiles besides hub.plan.DEFAULT_PROFILES: dicts with name, display_name, kind and "
+        "resources (cpu_limit, cpu_guarantee, mem_limit, mem_guarantee, pids_limit, tmp_limit).",
+    )
 
     @default("offered_profiles")
     def _default_offered_profiles(self):
@@ -332,6 +305,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
     pid_start = Unicode(None, allow_none=True)
     runtime_dir = Unicode(None, allow_none=True)
     proc: subprocess.Popen | None = None
+    _pass_fds: tuple[int, ...] = ()
     forwarder: UnixForwarder | None = None
 
     # ------------------------------------------------------------------
@@ -380,41 +354,67 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         self.plan_json = None
 
     # ------------------------------------------------------------------
+    def plan_settings(self):
+        settings = super().plan_settings()
+        if not self.extra_profiles:
+            return settings
+        from dataclasses import replace
+
+        extra = tuple(Profile(p["name"], p.get("display_name", p["name"]), p.get("kind", "notebook"),
+                              Resources(**p["resources"]), p.get("environment", {})) for p in self.extra_profiles)
+        return replace(settings, profiles=DEFAULT_PROFILES + extra)
+
     def _prepare_home(self, plan: WorkspacePlan) -> None:
-        home = Path(plan.home.source)
-        home.parent.mkdir(parents=True, exist_ok=True)
-        if home.is_symlink():
-            raise WorkspaceRefused("the home folder is a symlink; refusing")
-        if not home.exists():
-            home.mkdir(mode=self.home_mode)
-            os.chown(home, plan.uid, plan.gid)
-            os.chmod(home, self.home_mode)
-        st = home.stat()
-        if st.st_uid != plan.uid:
-            raise WorkspaceRefused(f"the home folder {home} belongs to uid {st.st_uid}, not {plan.uid}")
+        """``<home_root>/<user>/<project>``, by descriptor; a former single home is migrated (hub/sandbox_fs.py)."""
+        try:
+            path = sandbox_fs.prepare_home(self._abs(self.home_root), plan.user, plan.project, plan.uid, plan.gid,
+                                           self.home_mode, log=self.log)
+        except OSError as e:
+            raise WorkspaceRefused(f"the home folder cannot be prepared safely: {e}") from e
+        if os.path.realpath(plan.home.source) != path:
+            raise WorkspaceRefused(f"the plan's home {plan.home.source} is not {path}")
 
     def _prepare_runtime(self, plan: WorkspacePlan) -> str:
-        root = Path(self._abs(self.runtime_root))
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o711)
-        rd = root / f"{plan.uid}-{secrets.token_hex(4)}"
-        rd.mkdir(mode=0o700)
-        (rd / "etc").mkdir(mode=0o755)
         passwd, group = passwd_lines(plan)
-        (rd / "etc" / "passwd").write_text(passwd)
-        (rd / "etc" / "group").write_text(group)
-        (rd / "etc" / "hosts").write_text("127.0.0.1 localhost workspace\n::1 localhost ip6-localhost\n")
-        for f in ("passwd", "group", "hosts"):
-            os.chmod(rd / "etc" / f, 0o644)
-        run = rd / "run"
-        run.mkdir(mode=0o700)
-        (run / "jupyter").mkdir(mode=0o700)
-        os.chown(run, plan.uid, plan.gid)
-        os.chown(run / "jupyter", plan.uid, plan.gid)
-        os.chmod(rd, 0o711)
-        if len(str(run / "jupyter.sock")) > 100:
-            raise WorkspaceRefused(f"runtime folder path too long for a Unix socket: {run}")
-        return str(rd)
+        hosts = "127.0.0.1 localhost workspace\n::1 localhost ip6-localhost\n"
+        rd = sandbox_fs.prepare_runtime(self._abs(self.runtime_root), plan.uid, plan.gid,
+                                        {"passwd": passwd, "group": group, "hosts": hosts})
+        if len(f"{rd}/run/jupyter.sock") > 100:
+            sandbox_fs.remove_runtime(rd)
+            raise WorkspaceRefused(f"runtime folder path too long for a Unix socket: {rd}")
+        return rd
+
+    def _seccomp_fd(self) -> int | None:
+        """A memfd holding the seccomp program, passed to bubblewrap (``--seccomp FD``)."""
+        if not self.seccomp:
+            return None
+        fd = os.memfd_create("insitu-seccomp")  # close-on-exec; pass_fds hands it to bubblewrap only
+        os.write(fd, filter_bytes())
+        os.lseek(fd, 0, os.SEEK_SET)
+        self._pass_fds = (*self._pass_fds, fd)
+        return fd
+
+    def _close_pass_fds(self) -> None:
+        for fd in self._pass_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._pass_fds = ()
+
+    def _cgroup(self) -> limits.WorkspaceCgroup | None:
+        if not (self.enforce_limits and self.runtime_dir):
+            return None
+        return limits.WorkspaceCgroup(os.path.basename(self.runtime_dir), parent=self.cgroup_parent)
+
+    def _limit_argv(self, plan: WorkspacePlan, argv: list[str]) -> list[str]:
+        """Make the workspace's cgroups (hub/limits.py) and wrap ``argv`` to enter them before bubblewrap runs."""
+        cg = self._cgroup()
+        if cg is None:
+            return argv
+        r = plan.resources
+        cg.create(limits.plan_values(r.mem_limit, r.cpu_limit, r.cpu_guarantee, r.pids_limit))
+        return limits.wrap_argv(cg.procs_files(), argv)
 
     async def _ensure_forwarder(self, plan_uid: int | None = None) -> None:
         if self.forwarder is not None and self.forwarder.running:
@@ -425,10 +425,13 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         if uid is None and self.plan_json:
             uid = json.loads(self.plan_json)["uid"]
         self.forwarder = UnixForwarder(
-            f"{self.runtime_dir}/run/hub.sock",
+            f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}/hub.sock",
             self.hub.url,
+            user=self.user.name,
+            hub_prefix=self.hub.base_url,
             mode=0o600,
             owner=(uid, -1) if uid is not None else None,
+            log=self.log,
         )
         await self.forwarder.start()
 
@@ -447,7 +450,11 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             bwrap=self.bwrap_path,
             setpriv=self.setpriv_path,
             extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds),
+            hub_dir=f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}",
+            tmp_size=plan.resources.tmp_limit,
+            seccomp_fd=self._seccomp_fd(),
         )
+        argv = self._limit_argv(plan, argv)
         env = sandbox_env(plan, self.get_env(), self._abs(self.workspace_env))
         # jupyter-server refuses --sock with any port but its default; it binds no TCP port
         base = self.server.base_url if self.server else "/"
@@ -467,7 +474,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             self._prepare_home(plan)
             self.runtime_dir = self._prepare_runtime(plan)
             # the single-user server reaches the hub API through hub.sock
-            self.hub_connect_url = unix_url(f"{RUN_IN_SANDBOX}/hub.sock")
+            self.hub_connect_url = unix_url(f"{HUB_IN_SANDBOX}/hub.sock")
             await self._ensure_forwarder(plan.uid)
             argv, env = self._argv_and_env(plan)
             self.log.info("starting sandbox for %s: uid %s, gids %s", self.user.name, plan.uid, plan.supplementary_gids)
@@ -478,7 +485,9 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=self._pass_fds,
             )
+            self._close_pass_fds()
         except Exception as e:
             await self._teardown()
             await self.close_dataset_session()
@@ -532,8 +541,15 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         if self.forwarder is not None:
             await self.forwarder.stop()
             self.forwarder = None
-        if self.runtime_dir and os.path.isdir(self.runtime_dir):
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        self._close_pass_fds()
+        cg = self._cgroup()
+        if cg is not None and not cg.remove():
+            self.log.error("cgroups of %s's workspace could not be removed", self.user.name)
+        if self.runtime_dir:
+            try:
+                sandbox_fs.remove_runtime(self.runtime_dir)  # by descriptors: nothing below is followed
+            except OSError as e:
+                self.log.error("runtime folder %s not removed: %s", self.runtime_dir, e)
 
     async def stop(self, now=False):
         if self.pid and (self.proc is not None or proc_alive(self.pid, self.pid_start)):

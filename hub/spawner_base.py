@@ -43,6 +43,12 @@ from hub.plan import DEFAULT_PROFILES, PlanError, PlanSettings, WorkspacePlan, p
 PROJECT_GROUP_PREFIX = "project-"
 
 
+async def _maybe_await(x):
+    import inspect
+
+    return await x if inspect.isawaitable(x) else x
+
+
 class WorkspaceRefused(Exception):
     """The workspace may not start; ``str(e)`` is shown to the user."""
 
@@ -248,23 +254,36 @@ class DatasetSessionMixin(HasTraits):
             plan = plan_from_session(session, options["profile"], self.plan_settings())
         except (WorkspaceRefused, PlanError) as e:
             if sid:
-                await self._close_quietly(client, str(sid))
+                await self._close_quietly(client, str(sid), "failed_start")
             raise WorkspaceRefused(str(e)) from e
         self.session_id = str(sid)
         self.plan_json = plan.to_json()
         return plan
 
-    async def _close_quietly(self, client: DatasetServiceClient, sid: str) -> None:
+    async def _close_quietly(self, client: DatasetServiceClient, sid: str, reason: str = "stopped") -> None:
         try:
-            await client.aclose_session(sid)
+            await client.aclose_session(sid, reason)
         except Exception as e:  # noqa: BLE001 - logged; the reconciler closes it later
             self.log.error("could not close dataset session %s: %s", sid, e)
 
-    async def close_dataset_session(self) -> None:
+    def _end_reason(self) -> str:
+        """Why the session ends, from where the hub is: inside ``start()`` it never started."""
+        return "failed_start" if getattr(self, "_start_pending", False) else "stopped"
+
+    async def close_dataset_session(self, reason: str | None = None) -> None:
+        """Close the session (traced: END_SESSION with ``reason``, or START_FAILED when it never started)."""
         if self.session_id:
-            await self._close_quietly(self.dataset_client(), self.session_id)
+            await self._close_quietly(self.dataset_client(), self.session_id, reason or self._end_reason())
         self.session_id = None
         self.plan_json = None
+
+    async def run_post_stop_hook(self):
+        """The hub calls this after every stop, also when the server had already exited by itself (then
+        ``stop()`` is not called): a session still open here belongs to a workspace that crashed."""
+        if self.session_id:
+            await self.close_dataset_session("crashed")
+        parent = getattr(super(), "run_post_stop_hook", None)
+        return await _maybe_await(parent()) if parent else None
 
     def session_state(self) -> dict:
         return {"session_id": self.session_id, "plan": self.plan_json}

@@ -72,12 +72,15 @@ class Action(str, enum.Enum):
     REVOKE_ACCESS = "REVOKE_ACCESS"
     EXPIRE_ACCESS = "EXPIRE_ACCESS"
     USE_DATASETS = "USE_DATASETS"
-    END_SESSION = "END_SESSION"
+    END_SESSION = "END_SESSION"  # details.reason: stopped, revoked, invalidated, expired, crashed
+    START_FAILED = "START_FAILED"  # the session's workspace never started (instead of END_SESSION)
     REQUEST_EXPORT = "REQUEST_EXPORT"
     APPROVE_EXPORT = "APPROVE_EXPORT"
     REJECT_EXPORT = "REJECT_EXPORT"
+    RETURN_EXPORT = "RETURN_EXPORT"  # sent back to the requester for changes (not a rejection)
     DOWNLOAD_EXPORT = "DOWNLOAD_EXPORT"
     REFUSE_DOWNLOAD = "REFUSE_DOWNLOAD"  # the workspace gateway refused to hand out a data file
+    LOOKUP_PSEUDONYM = "LOOKUP_PSEUDONYM"  # an auditor turned a login name into its pseudonym
 
 
 # identifiers: dataset ids, caller names, detail keys, digest names

@@ -304,6 +304,8 @@ def get_work_session(session_id: str, who: Identity = Depends(current_identity),
 
 @router.delete("/sessions/{session_id}", status_code=204)
 def close_session(session_id: str, who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
-                  gov: Governance = Depends(get_governance)):
-    _run(gov.close_session, s, session_id, actor=who.name)
+                  gov: Governance = Depends(get_governance),
+                  reason: str = Query("stopped", max_length=16, description="why it ended: stopped, revoked, "
+                                      "invalidated, expired, crashed, failed_start (traced as START_FAILED)")):
+    _run(gov.close_session, s, session_id, actor=who.name, reason=reason)
     return Response(status_code=204)

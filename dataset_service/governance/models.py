@@ -93,6 +93,8 @@ class WorkSession(Base):
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     closed_by: Mapped[str | None] = mapped_column(String(255))
+    # why it ended (rules.END_REASONS): stopped, revoked, invalidated, expired, crashed, failed_start
+    end_reason: Mapped[str | None] = mapped_column(String(16))
     datasets: Mapped[list["SessionDataset"]] = relationship(back_populates="session", cascade="all, delete-orphan",
                                                             order_by="SessionDataset.dataset_id")
 

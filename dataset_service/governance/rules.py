@@ -198,6 +198,16 @@ def grant_window(approved_at: dt.datetime, duration_days: int) -> tuple[dt.datet
     return approved_at, approved_at + dt.timedelta(days=duration_days)
 
 
+END_REASONS = ("stopped", "revoked", "invalidated", "expired", "crashed", "failed_start")
+
+
+def end_reason_of(status: str) -> str:
+    """The END_SESSION reason for a session whose grant has this ``grant_status``."""
+    if status.startswith("dataset-"):
+        return "invalidated"
+    return status if status in ("revoked", "expired") else "revoked"
+
+
 def grant_status(
     *,
     valid_from: dt.datetime,

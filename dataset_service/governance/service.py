@@ -350,7 +350,10 @@ class Governance:
                                     "manifest_root": sd.manifest_root, "grant_id": sd.grant_id})
         return out
 
-    def close_session(self, s: Session, session_id: str, *, actor: str) -> WorkSession:
+    def close_session(self, s: Session, session_id: str, *, actor: str, reason: str = "stopped") -> WorkSession:
+        """Close a session; trace END_SESSION with why it ended, or START_FAILED when it never started."""
+        if reason not in rules.END_REASONS:
+            raise RuleViolation(f"unknown end reason {reason[:32]!r}; one of {', '.join(rules.END_REASONS)}", 422)
         s.execute(update(WorkSession).where(WorkSession.id == session_id).values(user=WorkSession.user))
         session = s.scalars(select(WorkSession).where(WorkSession.id == session_id).with_for_update()).first()
         if session is None:
@@ -359,10 +362,12 @@ class Governance:
             return session
         session.closed_at = self.now()
         session.closed_by = actor
+        session.end_reason = reason
         s.flush()
-        self.tracing.send(Action.END_SESSION, user=session.user, key=f"session:{session.id}",
+        action = Action.START_FAILED if reason == "failed_start" else Action.END_SESSION
+        self.tracing.send(action, user=session.user, key=f"session:{session.id}",
                           dataset_ids=[d.dataset_id for d in session.datasets],
-                          details={"session_id": session.id, "project": session.project})
+                          details={"session_id": session.id, "project": session.project, "reason": reason})
         return session
 
     def record_refusal(self, s: Session, session_id: str, *, kind: str, channel: str, path_digest: str) -> None:
@@ -380,6 +385,7 @@ class Governance:
         for session in s.scalars(select(WorkSession).where(WorkSession.closed_at.is_(None))
                                  .order_by(WorkSession.opened_at)):
             reasons = []
+            codes = []
             for sd in session.datasets:
                 status = self.grant_status(sd.grant)
                 if status != "active":
@@ -387,9 +393,11 @@ class Governance:
                     if self.grants_in_force(s, projects=[session.project], dataset_ids=[sd.dataset_id]):
                         continue
                     reasons.append(f"{sd.dataset_id}: {_status_words(status)}")
+                    codes.append(rules.end_reason_of(status))
             if reasons:
                 out.append({"session_id": session.id, "user": session.user, "project": session.project,
-                            "dataset_ids": [d.dataset_id for d in session.datasets], "reason": "; ".join(reasons)})
+                            "dataset_ids": [d.dataset_id for d in session.datasets], "reason": "; ".join(reasons),
+                            "end_reason": codes[0]})
         return out
 
 

@@ -78,7 +78,7 @@ def test_one_gid_and_one_readonly_mount_per_chosen_dataset():
         ("/srv/datasets/ds-a", "/mnt/datasets/ds-a", True),
     ]
     assert [m for m in p.mounts if not m.read_only] == [p.home]
-    assert p.home.source == "/srv/homes/alice"
+    assert p.home.source == "/srv/homes/alice/lung"  # one home per user and project
     lake = [m for m in p.mounts if m.kind == "lake"]
     assert lake and lake[0].read_only and lake[0].target == "/mnt/datalake"
 

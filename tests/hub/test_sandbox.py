@@ -93,7 +93,7 @@ def run_probe(world, granted=("ds-a",), user="alice"):
     grants = [{"dataset_id": d, "gid": layout.gids[d]} for d in granted]
     plan = build_plan(user, "lung", grants, list(granted), "notebook-cpu", settings, session_id="s1")
     home = Path(plan.home.source)
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     os.chown(home, plan.uid, plan.gid)
     os.chmod(home, 0o700)
     rd = root / f"run-{user}-{len(granted)}"
