@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hub.identity import HubAuthConfig, install_hub_auth, login_router
+from insitu.identity import HubAuthConfig, install_hub_auth, login_router
+from insitu.names import SERVICE_DATASET
 
 from insitu.apidocs import install_api_docs
 from insitu.httpapi import install_http_policy
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
             oauth_callback_url=settings.oauth_callback_url,
             service_prefix=prefix or "/",
             public_hub_url=settings.public_hub_url.rstrip("/"),
-            cookie_name="insitu-dataset-service-auth",
+            service_name=SERVICE_DATASET,
             cache_ttl=settings.identity_cache_ttl,
         ),
     )

@@ -1,6 +1,6 @@
 """FastAPI dependencies shared by every router of the service.
 
-Identity is resolved by the hub (``hub.identity``); the hub it asks is set by
+Identity is resolved by the hub (``insitu.identity``); the hub it asks is set by
 ``Settings.hub_api_url`` when the app is built, never patched at run time.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Iterator
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from hub.identity import Identity, current_identity, require_roles, require_service  # noqa: F401
+from insitu.identity import Identity, current_identity, require_roles, require_service  # noqa: F401
 
 from .db import Database
 from .settings import Settings

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("INSITU_PUBLIC_HUB_URL", "JUPYTERHUB_PUBLIC_HUB_URL", "public_hub_url"),
         description="Browser-facing origin of the hub ('' = same origin).",
     )
-    identity_cache_ttl: float = Field(30.0, description="Seconds a resolved hub token is cached.")
+    identity_cache_ttl: float = Field(10.0, description="Seconds a hub answer about a token is cached: a revoked "
+                                      "token or a removed group takes effect within this time.")
     service_prefix: str = Field(
         "/services/dataset-service",
         validation_alias=AliasChoices(

@@ -31,12 +31,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from hub.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
+from insitu.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
 from tracer.batcher import Batcher, BatcherConfig
 from tracer.chain import Chain, read_key
 from tracer.db import make_engine, upgrade
 from tracer.intake import Intake
 from tracer.metrics import Metrics
+from insitu.names import SERVICE_TRACER
 from insitu.trace import Action, Trace
 from tracer.settings import ROOT, TracerSettings
 from tracer.store import Conflict, TraceStore
@@ -118,7 +119,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
                   openapi_url=f"{settings.service_prefix}/openapi.json")
     app.state.settings, app.state.store, app.state.batcher, app.state.metrics = settings, store, batcher, metrics
     install_hub_auth(app, hub_auth or HubAuthConfig.from_env(
-        **({"api_url": settings.hub_api_url} if settings.hub_api_url else {}), service_prefix=settings.service_prefix))
+        api_url=settings.hub_api_url or None, service_name=SERVICE_TRACER, service_prefix=settings.service_prefix))
 
     writers = require_service(*settings.writer_services)
     auditors = require_roles("auditors")

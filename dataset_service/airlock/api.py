@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.identity import Identity, current_identity
+from insitu.identity import Identity, current_identity
 
 from .findings import thumbnail_png
 from .service import Airlock, AirlockError

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.identity import Identity
+from insitu.identity import Identity
 from insitu.trace import Action
 
 from .findings import inspect_file

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from hub.identity import Identity, optional_identity, token_from_request
+from insitu.identity import Identity, optional_identity, token_from_request
 
 from ..web.csrf import check_token, csrf_key, make_token
 from ..web.pages import nav as service_nav

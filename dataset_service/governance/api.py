@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.identity import Identity, current_identity, require_roles
+from insitu.identity import Identity, current_identity, require_roles
 
 from ..deps import get_session
 from ..models import Dataset

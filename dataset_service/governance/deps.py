@@ -5,7 +5,7 @@ import threading
 
 from fastapi import HTTPException, Request
 
-from hub.identity import HubUnavailable
+from insitu.identity import HubUnavailable
 
 from .directory import HubDirectory
 from .rules import RuleViolation

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from hub.identity import PROJECT_PREFIX, HubUnavailable
+from insitu.identity import PROJECT_PREFIX, HubUnavailable
 
 
 class HubDirectory:

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
-from hub.identity import Identity, optional_identity, token_from_request
+from insitu.identity import Identity, optional_identity, token_from_request
 
 from ..deps import get_session, get_settings
 from ..governance.deps import GOVERNANCE_ERRORS, get_governance, governance_settings

@@ -104,7 +104,7 @@ def test_pages_need_a_login_and_forms_a_csrf_token(airlock_stack):
         r = c.get("/exports")
         assert r.status_code == 302 and "/login?next=" in r.headers["location"]
         assert c.post("/exports/new", data={"files": "x", "justification": "long enough text"}).status_code == 401
-    cookie = {st.app.state.hub_auth.config.cookie_name: st.token("ayla")}
+    cookie = {st.app.state.hub_auth.config.cookie_name: st.app.state.hub_auth.session_value(st.token("ayla"))}
     a.write("ayla", "csrf/ok.txt", b"ok")
     with httpx.Client(base_url=st.base, timeout=30, cookies=cookie) as c:
         page = c.get("/exports/new")

@@ -3,7 +3,7 @@ through its proxy), a real ``python -m tracer serve`` and a real anvil chain.
 
 The tracer is a hub service with a browser OAuth client, reached through the
 hub's proxy at ``/services/tracer/``. Most tests carry a hub token of the user
-in the tracer's login cookie (every token is still resolved by the hub); the
+in the tracer's signed session cookie (every token is still resolved by the hub); the
 first one logs in through the full OAuth code flow. The tampering test edits
 the tracer's own SQLite database under the running service.
 """
@@ -29,7 +29,7 @@ from tracer.verify import read_records, verify_against_chain
 from tracer_helpers import PSEUDONYM_KEY, TracerProcess, wait_until
 
 PREFIX = "/services/tracer"
-COOKIE = "insitu-tracer-auth"
+COOKIE = "insitu-tracer-session"
 SHOTS = REPO / "test-artifacts" / "tracer"
 
 
@@ -50,7 +50,7 @@ def web(tmp_path_factory, anvil):
         "JUPYTERHUB_API_TOKEN": hub.token_for("tracer"), "JUPYTERHUB_CLIENT_ID": "service-tracer",
         "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{PREFIX}/oauth_callback", "JUPYTERHUB_SERVICE_NAME": "tracer",
         "JUPYTERHUB_PUBLIC_HUB_URL": "",
-    }, port)
+    }, port, platform_token=hub.token_for("insitu-hub"))
     try:
         tp.start()
         ds = TracerClient(tp.url, hub.token_for("dataset-service"))
@@ -82,8 +82,17 @@ def web(tmp_path_factory, anvil):
         hub.stop()
 
 
+def session(web, user: str) -> str:
+    """The signed session cookie the tracer would set for ``user`` (signed with a key of the tracer alone)."""
+    from insitu.identity import HubAuthConfig, ServiceAuth
+
+    hub = web["hub"]
+    auth = ServiceAuth(HubAuthConfig(api_url=hub.api_url, api_token=hub.token_for("tracer"), service_name="tracer"))
+    return auth.session_value(hub.token_for(user))
+
+
 def page(web, user: str | None) -> httpx.Client:
-    cookies = {COOKIE: web["hub"].token_for(user)} if user else {}
+    cookies = {COOKIE: session(web, user)} if user else {}
     return httpx.Client(base_url=web["tracer"].url, cookies=cookies, timeout=30, follow_redirects=False)
 
 
@@ -253,7 +262,7 @@ def screenshot(web, pages):
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=args, headless=True)
         try:
             ctx = b.new_context(viewport={"width": 1360, "height": 900})
-            ctx.add_cookies([{"name": COOKIE, "value": web["hub"].token_for("audrey"), "domain": "127.0.0.1",
+            ctx.add_cookies([{"name": COOKIE, "value": session(web, "audrey"), "domain": "127.0.0.1",
                               "path": PREFIX}])
             pg = ctx.new_page()
             for path, name in pages:

@@ -1,9 +1,10 @@
 """The web pages without a browser: every page and form action × role, CSRF,
 refusals rendered as 4xx pages with their reason, escaping of user text.
 
-A logged-in browser holds the hub token in the service's login cookie; here
-the cookie carries a hub token of the user (the real OAuth login is exercised
-in test_browser.py). Every token is still resolved by the real hub.
+A logged-in browser holds the hub token in the service's signed session cookie;
+here the cookie carries a hub token of the user, signed by the service (the real
+OAuth login is exercised in test_web_browser.py). Every token is still resolved
+by the real hub.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 import httpx
 import pytest
 
-COOKIE = "insitu-dataset-service-auth"
+COOKIE = "insitu-dataset-service-session"
 USERS = ["alice", "bob", "dora", "dac1", "dac3", "audrey", "admin", "nobody"]
 
 
@@ -22,7 +23,7 @@ def st(governance_stack):
 
 
 def browser(st, user: str | None) -> httpx.Client:
-    cookies = {COOKIE: st.token(user)} if user else {}
+    cookies = {COOKIE: st.app.state.hub_auth.session_value(st.token(user))} if user else {}
     return httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False)
 
 

@@ -1,7 +1,7 @@
 """The auditor's web pages: trace list with filters and paging, trace detail with an on-page check.
 
 Routes (under the tracer's ``service_prefix``; the browser logs in through the
-hub's OAuth with ``hub.identity.login_router``, mounted by ``tracer.app``):
+hub's OAuth with ``insitu.identity.login_router``, mounted by ``tracer.app``):
 
 | page | what |
 |---|---|
@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from hub.identity import Identity, optional_identity
+from insitu.identity import Identity, optional_identity
 from insitu import merkle
 from tracer.chain import anchor_events, connect
 from insitu.trace import Action, canonical_json, leaf_hash
