@@ -40,6 +40,7 @@ import httpx  # noqa: E402
 SERVICE_TOKEN = "bench-service-token"
 AUDITOR_TOKEN = "bench-auditor-token"
 KEY = b"bench-pseudonym-key"
+PLATFORM = {"Authorization": f"token {SERVICE_TOKEN}"}  # /health answers platform services only
 
 
 # --- the server side (run as a subprocess: bench/tracer.py --serve PORT) -------------
@@ -87,7 +88,7 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             try:
-                r = httpx.get(self.url + "/health", timeout=2)
+                r = httpx.get(self.url + "/health", headers=PLATFORM, timeout=2)
                 if r.status_code == 200 and r.json()["anchoring"] in ("ready", None):
                     break
             except httpx.HTTPError:
@@ -97,7 +98,7 @@ class Server:
             time.sleep(0.1)
 
     def pending(self) -> int:
-        return httpx.get(self.url + "/health", timeout=10).json()["pending"]
+        return httpx.get(self.url + "/health", headers=PLATFORM, timeout=10).json()["pending"]
 
     def stop(self) -> None:
         self.proc.terminate()

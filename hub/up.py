@@ -129,7 +129,8 @@ def public_url(settings: InsituHub) -> str:
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     """Until the hub, the dataset service and the tracer answer through the proxy."""
-    checks = ["/hub/api/", "/services/dataset-service/api/public/datasets", "/services/tracer/health"]
+    # public routes only (the tracer's /health answers platform services only)
+    checks = ["/hub/api/", "/services/dataset-service/api/public/datasets", "/services/tracer/openapi.json"]
     deadline = time.monotonic() + timeout
     for path in checks:
         while True:

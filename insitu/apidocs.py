@@ -116,7 +116,8 @@ def complete_spec(schema: dict, routes: list, *, cookie_name: str | None,
     return schema
 
 
-def install_api_docs(app: FastAPI, *, prefix: str, caller_deps: tuple[str, ...] = ("current_identity",)) -> None:
+def install_api_docs(app: FastAPI, *, prefix: str, caller_deps: tuple[str, ...] = ("current_identity",),
+                     extra_schemas: dict[str, Any] | None = None) -> None:
     """Spec completion and the local Swagger UI page (create the app with ``docs_url=None``)."""
     prefix = prefix.rstrip("/")
     base: Callable[[], dict[str, Any]] = app.openapi
@@ -128,6 +129,7 @@ def install_api_docs(app: FastAPI, *, prefix: str, caller_deps: tuple[str, ...] 
         routes = list(iter_route_contexts(app.routes))
         auth = getattr(app.state, "hub_auth", None)
         cookie = getattr(getattr(auth, "config", None), "cookie_name", None)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(extra_schemas or {})
         app.openapi_schema = complete_spec(schema, routes, cookie_name=cookie, caller_deps=set(caller_deps))
         return app.openapi_schema
 

@@ -25,11 +25,14 @@ import logging
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import AsyncIterator
+from typing import Annotated, AsyncIterator, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import AwareDatetime, BeforeValidator, ValidationError
+
+from insitu.apidocs import install_api_docs
+from insitu.httpapi import MAX_INT64, install_http_policy, unprocessable
 
 from insitu.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
 from tracer.batcher import Batcher, BatcherConfig
@@ -47,16 +50,39 @@ log = logging.getLogger("tracer")
 MAX_BODY = 256 * 1024
 
 
-def _utc_naive(t: datetime | None) -> datetime | None:
+def _not_a_number(v):
+    if isinstance(v, str) and v.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("a date-time with a timezone (e.g. 2026-01-01T00:00:00Z), not a number")
+    return v
+
+
+# RFC 3339 date-times with an offset; a bare number is refused (not read as a Unix time)
+TimeFilter = Annotated[AwareDatetime | None, BeforeValidator(_not_a_number)]
+
+
+def _utc_naive(t: datetime | None, name: str) -> datetime | None:
     if t is None:
         return None
-    if t.tzinfo is None:
-        raise HTTPException(422, "time filters need a timezone (e.g. 2026-01-01T00:00:00Z)")
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return t.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise unprocessable(f"{name} is out of range once converted to UTC", ("query", name), input=str(t)) from None
+
+
+def _trace_schemas() -> dict:
+    schema = Trace.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {**defs, "Trace": schema}
+
+
+TRACE_PAGE = {"type": "object", "required": ["traces", "next_cursor"], "properties": {
+    "traces": {"type": "array", "items": {"type": "object"}},
+    "next_cursor": {"anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "null"}]}}}
 
 
 def _errors(e: ValidationError) -> list[dict]:
-    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in e.errors()]
+    return [{"type": err.get("type", "value_error"), "loc": ["body", *err.get("loc", ())], "msg": err.get("msg", "")}
+            for err in e.errors()]
 
 
 async def _read_body(request: Request) -> bytes:
@@ -115,7 +141,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
             await intake.stop()
             engine.dispose()
 
-    app = FastAPI(title="insitu tracer", lifespan=lifespan, docs_url=f"{settings.service_prefix}/docs",
+    app = FastAPI(title="insitu tracer", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=f"{settings.service_prefix}/openapi.json")
     app.state.settings, app.state.store, app.state.batcher, app.state.metrics = settings, store, batcher, metrics
     install_hub_auth(app, hub_auth or HubAuthConfig.from_env(
@@ -123,16 +149,19 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
 
     writers = require_service(*settings.writer_services)
     auditors = require_roles("auditors")
+    platform = require_service(*settings.platform_services)
     r = APIRouter(prefix=settings.service_prefix.rstrip("/"))
 
-    @r.post("/traces", status_code=202)
+    @r.post("/traces", status_code=202, openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Trace"}}}}},
+        responses={413: {"description": f"a trace is at most {MAX_BODY} bytes"}})
     async def post_trace(request: Request, who: Identity = Depends(writers)):
         body = await _read_body(request)
         try:
             trace = Trace.model_validate_json(body)
         except ValidationError as e:
             metrics.traces_rejected.inc()
-            raise HTTPException(422, _errors(e))
+            raise HTTPException(422, _errors(e))  # FastAPI's list shape
         if trace.caller != who.name:
             metrics.traces_rejected.inc()
             raise HTTPException(403, f"caller {trace.caller!r} is not the posting service {who.name!r}")
@@ -149,22 +178,24 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
             metrics.traces_received.inc()
         return {"id": res.id, "seq": res.seq, "status": "duplicate" if res.duplicate else "accepted"}
 
-    @r.get("/traces")
+    @r.get("/traces", responses={200: {"description": "a page of traces (json), or every match as JSON lines (jsonl)",
+                                        "content": {"application/json": {"schema": TRACE_PAGE},
+                                                    "application/x-ndjson": {"schema": {"type": "string"}}}}})
     def list_traces(
         user: str | None = Query(None, max_length=64),
         dataset: str | None = Query(None, max_length=128),
         action: Action | None = None,
         caller: str | None = Query(None, max_length=128),
-        since: datetime | None = None,
-        until: datetime | None = None,
-        cursor: str | None = Query(None, pattern=r"^[0-9]{1,19}$"),
+        since: TimeFilter = None,
+        until: TimeFilter = None,
+        cursor: int | None = Query(None, ge=0, le=MAX_INT64, description="next_cursor of the previous page"),
         limit: int = Query(100, ge=1, le=1000),
-        format: str = Query("json", pattern="^(json|jsonl)$"),
+        format: Literal["json", "jsonl"] = "json",
         who: Identity = Depends(auditors),
     ):
         filters = dict(user=user, dataset=dataset, action=action.value if action else None, caller=caller,
-                       since=_utc_naive(since), until=_utc_naive(until))
-        after = int(cursor) if cursor else 0
+                       since=_utc_naive(since, "since"), until=_utc_naive(until, "until"))
+        after = cursor or 0
         if format == "jsonl":
             def lines():
                 pos = after
@@ -196,12 +227,13 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
             "anchored_batches": store.anchored_batch_count(),
         }
 
-    @r.get("/metrics")
-    def prometheus():
+    @r.get("/metrics", response_class=PlainTextResponse,
+           responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    def prometheus(who: Identity = Depends(platform)):
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @r.get("/health")
-    def health():
+    @r.get("/health", responses={503: {"description": "anchoring failed for good (the reason is in the body)"}})
+    def health(who: Identity = Depends(platform)):
         pending, age, _ = store.pending_stats()
         body = {"pending": pending, "oldest_pending_age_s": age,
                 "anchoring": None if batcher is None else ("error" if batcher.fatal else ("ready" if batcher.ready else "starting")),
@@ -212,4 +244,6 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
     # the auditor's web pages (tracer/web), with browser login through the hub's OAuth
     app.include_router(login_router(cookie_path=r.prefix or "/"), prefix=r.prefix)
     app.include_router(web_router(), prefix=r.prefix)
+    install_http_policy(app, max_body=MAX_BODY)
+    install_api_docs(app, prefix=r.prefix, extra_schemas=_trace_schemas())
     return app

@@ -38,6 +38,10 @@ class TracerSettings(BaseSettings):
     writer_services: list[str] = Field(
         ["dataset-service", "insitu-hub"], description="hub services allowed to post traces (JSON list in the environment)"
     )
+    platform_services: list[str] = Field(
+        ["insitu-hub", "dataset-service"],
+        description="hub services that may read /health and /metrics (JSON list in the environment)",
+    )
     service_prefix: str = Field("/services/tracer", description="URL prefix the hub proxy routes to the tracer")
     host: str = "127.0.0.1"
     port: int = 8102

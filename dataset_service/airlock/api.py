@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from insitu.httpapi import RowId, unprocessable
 
 from insitu.identity import Identity, current_identity
 
@@ -68,25 +70,49 @@ def get_airlock(request: Request) -> Airlock:
 
 def http_error(e: Exception) -> HTTPException:
     if isinstance(e, AirlockError):
+        if e.status == 422 and isinstance(e.reason, str):
+            return unprocessable(e.reason)
         return HTTPException(e.status, e.reason)
     if isinstance(e, TraceFailed):
         return HTTPException(503, str(e))
     raise e
 
 
+SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # service._SAFE_ID
+MAX_FILES = AirlockSettings.model_fields["max_files"].default
+MAX_JUSTIFICATION = AirlockSettings.model_fields["max_justification"].default
+DraftId = Annotated[str, Path(pattern=r"^[0-9a-f]{8,64}$", description="the draft's id (its file name)")]
+RefusedFiles = {400: {"description": "Some files cannot be exported (``{detail: {reason, refused: [{file, "
+                                     "reason}]}}``), or the session or replaced request is not the caller's"}}
+
+
 class ExportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    files: list[str] = Field(min_length=1, max_length=1000, description="file names relative to your home folder")
-    justification: str = Field(max_length=20000)
-    project: str | None = Field(None, max_length=128)
-    session_id: str | None = Field(None, max_length=128)
+    files: list[str] = Field(min_length=1, max_length=MAX_FILES, json_schema_extra={"uniqueItems": True},
+                             description="file names relative to your home folder, each once")
+    justification: str = Field(min_length=10, max_length=MAX_JUSTIFICATION, pattern=r"\S[\s\S]{8,}\S",
+                               description="what the files are and why they must leave: 10 characters or more")
+    project: str | None = Field(None, max_length=128, pattern=SAFE_ID)
+    session_id: str | None = Field(None, max_length=128, pattern=SAFE_ID)
     replaces: str | None = Field(None, max_length=64)
+
+    @field_validator("files")
+    @classmethod
+    def _each_once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a file is named twice")
+        return v
 
 
 class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A reason is required when rejecting or returning."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"decision": {"enum": ["reject", "return"]}}},
+        "then": {"required": ["reason"], "properties": {"reason": {"minLength": 3, "pattern": "\\S[\\s\\S]+\\S"}}},
+    })
     decision: Literal["approve", "reject", "return"]
-    reason: str = Field("", max_length=20000)
+    reason: str = Field("", max_length=4000)  # the service checks the reason after the reviewer (422)
 
 
 def _summary(view: dict) -> dict:
@@ -99,7 +125,7 @@ def _summary(view: dict) -> dict:
     return out
 
 
-@router.post("/api/exports", status_code=201)
+@router.post("/api/exports", status_code=201, responses=RefusedFiles)
 def submit_export(body: ExportIn, request: Request, who: Identity = Depends(current_identity),
                   airlock: Airlock = Depends(get_airlock)):
     db = request.app.state.db
@@ -114,7 +140,8 @@ def submit_export(body: ExportIn, request: Request, who: Identity = Depends(curr
 
 
 @router.get("/api/exports")
-def list_exports(request: Request, state: str | None = None, mine: bool = False,
+def list_exports(request: Request, state: Literal["pending", "approved", "rejected", "returned"] | None = None,
+                 mine: bool = False,
                  who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
     if who.is_service:
         raise HTTPException(403, "export requests are shown to people, not services")
@@ -134,8 +161,8 @@ def list_drafts(request: Request, who: Identity = Depends(current_identity), air
         raise http_error(e)
 
 
-@router.post("/api/exports/drafts/{draft_id}", status_code=201)
-def submit_draft(draft_id: str, request: Request, who: Identity = Depends(current_identity),
+@router.post("/api/exports/drafts/{draft_id}", status_code=201, responses=RefusedFiles)
+def submit_draft(draft_id: DraftId, request: Request, who: Identity = Depends(current_identity),
                  airlock: Airlock = Depends(get_airlock)):
     """Submit a workspace draft: its files are frozen now and must still have the draft's digests."""
     try:
@@ -187,7 +214,7 @@ def download_response(airlock: Airlock, db, request_id: str, file_id: int, who: 
 
 
 @router.get("/api/exports/{request_id}/files/{file_id}")
-def download_file(request_id: str, file_id: int, request: Request, who: Identity = Depends(current_identity),
+def download_file(request_id: str, file_id: RowId, request: Request, who: Identity = Depends(current_identity),
                   airlock: Airlock = Depends(get_airlock)):
     return download_response(airlock, request.app.state.db, request_id, file_id, who)
 
@@ -206,7 +233,7 @@ def preview_response(airlock: Airlock, db, request_id: str, file_id: int, who: I
 
 
 @router.get("/api/exports/{request_id}/files/{file_id}/preview.png")
-def preview_file(request_id: str, file_id: int, request: Request, who: Identity = Depends(current_identity),
+def preview_file(request_id: str, file_id: RowId, request: Request, who: Identity = Depends(current_identity),
                  airlock: Airlock = Depends(get_airlock)):
     return preview_response(airlock, request.app.state.db, request_id, file_id, who)
 

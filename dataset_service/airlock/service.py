@@ -141,16 +141,16 @@ class Airlock:
         names = list(files)
         justification = (justification or "").strip()
         if not names:
-            raise AirlockError(400, "name at least one file")
+            raise AirlockError(422, "name at least one file")
         if len(names) > self.settings.max_files:
-            raise AirlockError(400, f"{len(names)} files: at most {self.settings.max_files} in one request")
+            raise AirlockError(422, f"{len(names)} files: at most {self.settings.max_files} in one request")
         if len(set(names)) != len(names):
-            raise AirlockError(400, "a file is named twice")
+            raise AirlockError(422, "a file is named twice")
         if len(justification) < 10:
-            raise AirlockError(400, "explain in a justification (10 characters or more) what the files are and why "
+            raise AirlockError(422, "explain in a justification (10 characters or more) what the files are and why "
                                     "they must leave")
         if len(justification) > self.settings.max_justification:
-            raise AirlockError(400, f"justification longer than {self.settings.max_justification} characters")
+            raise AirlockError(422, f"justification longer than {self.settings.max_justification} characters")
         refused = []
         for n in names:
             try:
@@ -301,9 +301,9 @@ class Airlock:
             raise AirlockError(409, "you have already reviewed this request")
         reason = (reason or "").strip()
         if decision in ("reject", "return") and len(reason) < 3:
-            raise AirlockError(400, "give a reason when rejecting or returning a request")
+            raise AirlockError(422, "give a reason when rejecting or returning a request")
         if len(reason) > 4000:
-            raise AirlockError(400, "reason longer than 4000 characters")
+            raise AirlockError(422, "reason longer than 4000 characters")
         now = utcnow()
         req.reviews.append(ExportReview(reviewer=who.name, decision=decision, reason=reason, at=now))
         approvals = sum(1 for r in req.reviews if r.decision == "approve")

@@ -22,7 +22,7 @@ means the session is recorded, and a failed commit is a 5xx, never a 2xx.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, current_identity, require_roles
+
+from insitu.httpapi import RowId, unprocessable
 
 from ..deps import get_session
 from ..models import Dataset
@@ -43,6 +45,9 @@ router = APIRouter(prefix="/api", tags=["access governance"])
 
 DAC = ("dac",)
 RESEARCHERS = ("researchers",)
+# a required text: at least 3 characters once surrounding spaces are stripped (rules.check_text)
+Text3 = Annotated[str, Field(min_length=3, max_length=4000, pattern=r"\S[\s\S]+\S",
+                             description="at least 3 characters besides surrounding spaces")]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 
 
@@ -53,24 +58,24 @@ class Body(BaseModel):
 class RequestIn(Body):
     dataset_id: Id
     project: str = Field(min_length=1, max_length=128)
-    purpose: str = Field(max_length=4000)
+    purpose: Text3
     intended_use: str = Field("", max_length=4000)
     duration_days: int = Field(ge=1, le=36500)
 
 
 class ResubmitIn(Body):
-    purpose: str = Field(max_length=4000)
+    purpose: Text3
     intended_use: str = Field("", max_length=4000)
     duration_days: int = Field(ge=1, le=36500)
 
 
 class VoteIn(Body):
-    decision: str = Field(pattern="^(approve|reject)$")
-    reason: str = Field("", max_length=4000)
+    decision: Literal["approve", "reject"]
+    reason: str = Field("", max_length=4000, description="required when rejecting: at least 3 characters")
 
 
 class ReasonIn(Body):
-    reason: str = Field(max_length=4000)
+    reason: Text3
 
 
 class SessionIn(Body):
@@ -84,7 +89,10 @@ def _run(fn, *args, **kw):
     try:
         return fn(*args, **kw)
     except GOVERNANCE_ERRORS as e:
-        raise to_http(e)
+        err = to_http(e)
+        if err.status_code == 422 and isinstance(err.detail, str):
+            raise unprocessable(err.detail) from None
+        raise err
 
 
 def request_view(req: AccessRequest, gov: Governance) -> dict:
@@ -131,14 +139,11 @@ def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEA
 @router.get("/access-requests")
 def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-                  state: str | None = None, dataset_id: str | None = None, project: str | None = None,
+                  state: RequestState | None = None, dataset_id: str | None = None, project: str | None = None,
                   mine: bool = False, limit: int = Query(200, ge=1, le=1000)):
     q = select(AccessRequest).order_by(AccessRequest.id.desc()).limit(limit)
     if state:
-        try:
-            q = q.where(AccessRequest.state == RequestState(state))
-        except ValueError:
-            raise HTTPException(422, f"unknown state {state!r}")
+        q = q.where(AccessRequest.state == state)
     if dataset_id:
         q = q.where(AccessRequest.dataset_id == dataset_id)
     if project:
@@ -153,7 +158,7 @@ def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "a
 
 
 @router.get("/access-requests/{request_id}")
-def get_request(request_id: int, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
+def get_request(request_id: RowId, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
                 gov: Governance = Depends(get_governance)):
     req = s.get(AccessRequest, request_id)
     if req is None:
@@ -164,7 +169,7 @@ def get_request(request_id: int, who: Identity = Depends(current_identity), s: S
 
 
 @router.post("/access-requests/{request_id}/votes")
-def vote(request_id: int, body: VoteIn, who: Identity = Depends(require_roles(*DAC)),
+def vote(request_id: RowId, body: VoteIn, who: Identity = Depends(require_roles(*DAC)),
          s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.vote, s, request_id, reviewer=who.name, reviewer_projects=who.projects, decision=body.decision,
                reason=body.reason)
@@ -172,7 +177,7 @@ def vote(request_id: int, body: VoteIn, who: Identity = Depends(require_roles(*D
 
 
 @router.post("/access-requests/{request_id}/changes")
-def ask_for_changes(request_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
+def ask_for_changes(request_id: RowId, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
                     s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.request_changes, s, request_id, reviewer=who.name, reviewer_projects=who.projects,
                reason=body.reason)
@@ -180,7 +185,7 @@ def ask_for_changes(request_id: int, body: ReasonIn, who: Identity = Depends(req
 
 
 @router.post("/access-requests/{request_id}/resubmit")
-def resubmit(request_id: int, body: ResubmitIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
+def resubmit(request_id: RowId, body: ResubmitIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
              s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.resubmit, s, request_id, actor=who.name, purpose=body.purpose, intended_use=body.intended_use,
                duration_days=body.duration_days)
@@ -188,7 +193,7 @@ def resubmit(request_id: int, body: ResubmitIn, who: Identity = Depends(require_
 
 
 @router.post("/access-requests/{request_id}/withdraw")
-def withdraw(request_id: int, who: Identity = Depends(require_roles(*RESEARCHERS)),
+def withdraw(request_id: RowId, who: Identity = Depends(require_roles(*RESEARCHERS)),
              s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.withdraw, s, request_id, actor=who.name)
     return request_view(req, gov)
@@ -211,7 +216,7 @@ def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "aud
 
 
 @router.post("/grants/{grant_id}/revoke")
-def revoke(grant_id: int, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
+def revoke(grant_id: RowId, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
            s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     g = _run(gov.revoke, s, grant_id, actor=who.name, reason=body.reason)
     return grant_view(g, gov)

@@ -128,7 +128,7 @@ def test_permission_matrix(airlock_stack, session, state):
                 "download": c.get(f"/api/exports/{rid}/files/{img}").status_code,
                 "download_table": c.get(f"/api/exports/{rid}/files/{table}").status_code,
                 "preview": c.get(f"/api/exports/{rid}/files/{img}/preview.png").status_code,
-                # a reject without reason: 400 for a reviewer (nothing changes), 403 for anyone else
+                # a reject without reason: 422 for a reviewer (nothing changes), 403 for anyone else
                 "review": c.post(f"/api/exports/{rid}/reviews", json={"decision": "reject", "reason": ""}).status_code,
             }
 
@@ -142,7 +142,7 @@ def test_permission_matrix(airlock_stack, session, state):
         expect_dl = 200 if (who == "ayla" and state == "approved") else 403
         expect_preview = 200 if who in REVIEWERS else 403
         if who in REVIEWERS:
-            expect_review = 400 if state == "pending" else 409
+            expect_review = 422 if state == "pending" else 409
         else:
             expect_review = 403
         assert got == {"see": expect_see, "download": expect_dl, "download_table": expect_dl,
@@ -217,12 +217,13 @@ def test_bad_requests_are_refused_and_change_nothing(airlock_stack, session, tmp
             ({"files": ["ok.txt", "evil"], "justification": "long enough text"}, 400),
             ({"files": ["ok.txt", "huge.bin"], "justification": "long enough text"}, 400),
             ({"files": ["ok.txt", "missing.txt"], "justification": "long enough text"}, 400),
-            ({"files": ["ok.txt", "ok.txt"], "justification": "long enough text"}, 400),
-            ({"files": ["ok.txt"], "justification": "short"}, 400),
+            ({"files": ["ok.txt", "ok.txt"], "justification": "long enough text"}, 422),
+            ({"files": ["ok.txt"], "justification": "short"}, 422),
             ({"files": [], "justification": "long enough text"}, 422),
             ({"files": ["ok.txt"], "justification": "long enough text", "extra": 1}, 422),
             ({"files": ["ok.txt"], "justification": "long enough text", "project": "exports-b"}, 403),
             ({"files": ["ok.txt"], "justification": "long enough text", "session_id": "nope"}, 400),
+            ({"files": ["ok.txt"], "justification": "long enough text", "session_id": "../x"}, 422),
         ]
         for body, status in cases:
             r = c.post("/api/exports", json=body)

@@ -53,6 +53,7 @@ class TracerProcess:
     env: dict[str, str]
     port: int
     prefix: str = "/services/tracer"
+    platform_token: str = ""  # a platform service's hub token: /health and /metrics answer only to those
     process: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
 
@@ -75,7 +76,7 @@ class TracerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tracer exited {self.process.returncode}:\n{self.log()}")
             try:
-                r = httpx.get(self.url + "/health", timeout=2)
+                r = httpx.get(self.url + "/health", headers=self._platform(), timeout=2)
                 if r.status_code == 200 and (not wait_ready or r.json()["anchoring"] == "ready"):
                     return self
             except httpx.HTTPError:
@@ -83,6 +84,9 @@ class TracerProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"tracer did not start:\n{self.log()}")
             time.sleep(0.1)
+
+    def _platform(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.platform_token}"}
 
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-5000:] for p in self.logs if p.exists())
@@ -103,7 +107,7 @@ class TracerProcess:
 
     def metrics(self) -> dict[str, float]:
         out = {}
-        for line in httpx.get(self.url + "/metrics", timeout=5).text.splitlines():
+        for line in httpx.get(self.url + "/metrics", headers=self._platform(), timeout=5).text.splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 out[name] = float(value)
@@ -125,7 +129,7 @@ def _tracer_factory(workdir: Path, hub_server, made: list):
             "TRACER_RECEIPT_TIMEOUT": "5",
         }
         base.update({k.upper(): str(v) for k, v in env.items()})
-        tp = TracerProcess(workdir, base, free_port())
+        tp = TracerProcess(workdir, base, free_port(), platform_token=hub_server.token_for("insitu-hub"))
         made.append(tp)
         return tp
 
