@@ -4,8 +4,10 @@ Two real JupyterHubs (with configurable-http-proxy) run one after the other in
 the same run, on the same lake:
 
 * baseline: JupyterHub's SimpleLocalProcessSpawner running the same
-  ``.venv-workspace`` jupyterhub-singleuser, with the same lock-down config,
-  as a plain local process on a TCP port;
+  ``.venv-workspace`` jupyterhub-singleuser, with the same lock-down config
+  (read-only, as a ``JUPYTER_CONFIG_PATH`` entry; its own writable config folder
+  is in the run's temporary folder, never in the checkout), as a plain local
+  process on a TCP port;
 * sandbox: ``hub.sandbox.LocalSandboxSpawner`` (dataset session with the
   stand-in sessions API, bubblewrap + setpriv, Unix sockets).
 
@@ -52,8 +54,8 @@ c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = {str(root / 'plain-homes' / '{username}')!r}
 c.Spawner.cmd = [{str(WS / 'bin' / 'jupyterhub-singleuser')!r}]
 c.Spawner.args = ["--allow-root"]
-c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(ETC)!r}, "PYTHONPATH": {str(pkg)!r},
-                         "JUPYTERHUB_DISABLE_USER_CONFIG": "1"}}
+c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(root / 'plain-config')!r}, "JUPYTER_CONFIG_PATH": {str(ETC)!r},
+                         "PYTHONPATH": {str(pkg)!r}, "JUPYTERHUB_DISABLE_USER_CONFIG": "1"}}
 c.Spawner.http_timeout = 90
 c.Spawner.start_timeout = 90
 """

@@ -52,7 +52,7 @@ from urllib.parse import quote
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
-from hub import limits, sandbox_fs
+from hub import limits, sandbox_fs, sandbox_workspace
 from hub.forwarder import UnixForwarder
 from hub.plan import DEFAULT_PROFILES, Profile, Resources, WorkspacePlan
 from hub.seccomp import filter_bytes
@@ -118,6 +118,7 @@ def sandbox_argv(
     hub_dir: str | None = None,
     tmp_size: int | None = None,
     seccomp_fd: int | None = None,
+    shm_size: int | None = None,
 ) -> list[str]:
     """The full bubblewrap + setpriv command line for ``plan``. Pure."""
     a = [
@@ -140,6 +141,7 @@ def sandbox_argv(
             a += ["--symlink", target, "/" + link]
     a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
     a += (["--size", str(int(tmp_size))] if tmp_size else []) + ["--tmpfs", "/tmp"]
+    a += sandbox_workspace.shm_args(shm_size or sandbox_workspace.SHM_DEFAULT)  # multiprocessing needs it
     a += ["--perms", "0755", "--dir", "/etc"]
     for f in etc_files:
         a += ["--ro-bind-try", f, f]
@@ -197,6 +199,8 @@ def sandbox_env(plan: WorkspacePlan, hub_env: dict[str, str], workspace_env: str
             "TMPDIR": "/tmp",
         }
     )
+    # the user's own Jupyter, JupyterLab and pip folders in the home; PATH (hub/sandbox_workspace.py)
+    env.update(sandbox_workspace.user_env(plan.home.target, workspace_env))
     return env
 
 
@@ -449,7 +453,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             workspace_etc=self._abs(self.workspace_etc),
             bwrap=self.bwrap_path,
             setpriv=self.setpriv_path,
-            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds),
+            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.example_binds(),
+            shm_size=sandbox_workspace.shm_size_for(plan.resources.mem_limit),
             hub_dir=f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}",
             tmp_size=plan.resources.tmp_limit,
             seccomp_fd=self._seccomp_fd(),

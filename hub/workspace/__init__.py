@@ -3,17 +3,58 @@
 This folder is self-contained (relative imports only): the local sandbox binds
 it read-only at ``/opt/insitu/python/insitu_workspace`` and the notebook image
 copies it there, so the server loads it as the jupyter-server extension
-``insitu_workspace``. ``etc/jupyter`` is the read-only ``JUPYTER_CONFIG_DIR``
-of the workspace: it enables the extension and disables JupyterLab's download
-and export plugins.
+``insitu_workspace``. ``etc/jupyter`` is the read-only platform configuration
+(``JUPYTER_CONFIG_PATH``): it enables the extension and disables JupyterLab's
+download and export plugins. ``bin/`` holds the workspace's commands
+(``insitu-export``), on the workspace's PATH.
+
+At load the extension also starts terminals as non-login shells (so PATH
+keeps the workspace environment first), copies the example notebooks into a new home
+(``examples.py``) and lets kernels and terminals see the packages the
+researcher installed with pip into ``~/.local`` (the server itself keeps the
+platform's packages only: its import path is fixed when it starts).
 """
+
+import os
 
 
 def _jupyter_server_extension_points():
-    return [{"module": __name__ + ".lockdown"}]
+    return [{"module": __name__}]
+
+
+def _user_site_for_children(environ=os.environ) -> None:
+    site = environ.get("INSITU_USER_SITE")
+    if not site:
+        return
+    parts = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if site not in parts:
+        environ["PYTHONPATH"] = os.pathsep.join(parts + [site])
+
+
+def _terminal_shell(serverapp) -> None:
+    """Terminals run an interactive, non-login bash: a login shell reads /etc/profile, which
+    resets PATH to the system's and hides the workspace environment's python and pip.
+    (Loaded before jupyter_server_terminals, which reads the setting at its own load.)"""
+    settings = dict(serverapp.terminado_settings or {})
+    settings.setdefault("shell_command", ["/bin/bash", "-i"])
+    serverapp.terminado_settings = settings
 
 
 def _load_jupyter_server_extension(serverapp):
     from .lockdown import _load_jupyter_server_extension as load
 
     load(serverapp)
+    _terminal_shell(serverapp)
+    _user_site_for_children()
+    if os.environ.get("INSITU_WORKSPACE_KIND") == "desktop":
+        from .desktop import load_desktop
+
+        load_desktop(serverapp)
+    try:
+        from .examples import install_examples
+
+        copied = install_examples(os.path.expanduser("~"), os.environ.get("INSITU_EXAMPLES"))
+        if copied:
+            serverapp.log.info("insitu: example notebooks copied into ~/examples: %s", ", ".join(copied))
+    except OSError as e:  # a full or odd home must not stop the server
+        serverapp.log.warning("insitu: example notebooks not copied: %s", e)

@@ -1,7 +1,10 @@
 """Ask for files to leave the workspace through the export airlock.
 
-    python -m hub.workspace.export results/fig1.png results/metrics.csv \\
+    insitu-export results/fig1.png results/metrics.csv \\
         --justification "Figure 1 and the metrics table of the paper"
+
+(``insitu-export`` is on the workspace's PATH; outside a workspace the same
+command is ``python -m hub.workspace.export``.)
 
 Runs inside the workspace (standard library only). The workspace's network
 namespace has loopback only, and its one way out, ``/run/insitu/hub.sock``,
@@ -154,7 +157,7 @@ def post_api(api: str, token: str, body: dict) -> tuple[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hub.workspace.export",
+    ap = argparse.ArgumentParser(prog="insitu-export",
                                  description="Ask for files of your home to be exported (reviewed before release).")
     ap.add_argument("files", nargs="+", help="files in your home folder")
     ap.add_argument("--justification", "-j", required=True, help="what the files are and why they must leave")

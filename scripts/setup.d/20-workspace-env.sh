@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build the workspace environment .venv-workspace/: what runs INSIDE a sandboxed
-# workspace (jupyterhub-singleuser, JupyterLab, ipykernel, pydicom, PyTorch, MONAI).
+# workspace (jupyterhub-singleuser, JupyterLab, ipykernel and the imaging stack a
+# researcher expects: PyTorch, MONAI, pydicom, numpy, pandas, scikit-learn,
+# matplotlib, nibabel). Downloads are kept in pip's cache outside the source tree
+# (/var/cache/insitu/pip, or $INSITU_PIP_CACHE), so torch (pinned ==2.13.0) comes once.
 #
 # It is built from Debian's /usr/bin/python3, not the pyenv interpreter of .venv:
 # that one lives under a 0700 home directory that a sandboxed non-root uid cannot
@@ -18,11 +21,15 @@ STAMPS=$ROOT/.setup-stamps
 mkdir -p "$STAMPS"
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-PACKAGES=(jupyter_server jupyterlab ipykernel pydicom numpy "torch==2.13.0" monai matplotlib jupyterhub)
+PACKAGES=(jupyter_server jupyterlab ipykernel pydicom numpy "torch==2.13.0" monai matplotlib jupyterhub
+          pandas scikit-learn nibabel)
+MODULES="jupyter_server jupyterlab ipykernel pydicom numpy torch monai matplotlib jupyterhub pandas sklearn nibabel"
+export PIP_CACHE_DIR=${INSITU_PIP_CACHE:-/var/cache/insitu/pip}
+mkdir -p "$PIP_CACHE_DIR"
 key=$( (cat "$0" requirements.lock; printf '%s\n' "${PACKAGES[@]}") | sha256sum | cut -c1-16)
 check() {
   [ -x "$ENV/bin/jupyterhub-singleuser" ] &&
-  "$ENV/bin/python" -c 'import sys, importlib.util as u; sys.exit(any(u.find_spec(m) is None for m in "jupyter_server jupyterlab ipykernel pydicom numpy torch monai matplotlib jupyterhub".split()))' >/dev/null 2>&1
+  "$ENV/bin/python" -c 'import sys, importlib.util as u; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1].split()))' "$MODULES" >/dev/null 2>&1
 }
 if [ -f "$STAMPS/workspace-env" ] && [ "$(cat "$STAMPS/workspace-env")" = "$key" ] && check; then
   exit 0
