@@ -390,12 +390,21 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
     return services
 
 
+#: A user's own scopes: JupyterHub's ``self`` less ``tokens`` (no personal API tokens; the Token
+#: page refuses to create one) and less ``users:shares`` (a workspace is never shared: only its
+#: owner reaches it). Reading one's own tokens stays, so they can be seen.
+USER_SCOPES = ["read:users!user", "users:activity!user", "servers!user", "access:servers!user",
+               "read:tokens!user"]
+
+
 def role_definitions() -> list[dict]:
     """``c.JupyterHub.load_roles``: least privilege for each service."""
     return [
-        # every user may log in to the platform's web pages (they decide the rest)
-        {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_DATASET}",
-                                    f"access:services!service={SERVICE_TRACER}"]},
+        # every user may log in to the platform's web pages (they decide the rest); a user
+        # manages and reaches their own servers, but creates no API tokens (issue 11, item 3):
+        # ``self`` without ``tokens``
+        {"name": "user", "scopes": USER_SCOPES + [f"access:services!service={SERVICE_DATASET}",
+                                                  f"access:services!service={SERVICE_TRACER}"]},
         {
             "name": "insitu-dataset-service",
             "description": "Read who is who: users and their groups",

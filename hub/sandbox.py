@@ -52,7 +52,7 @@ from urllib.parse import quote
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
-from hub import limits, sandbox_fs, sandbox_workspace
+from hub import gateway_local, limits, sandbox_fs, sandbox_workspace
 from hub.forwarder import UnixForwarder
 from hub.plan import DEFAULT_PROFILES, Profile, Resources, WorkspacePlan
 from hub.seccomp import filter_bytes
@@ -116,6 +116,7 @@ def sandbox_argv(
     etc_files: tuple[str, ...] = ETC_FILES,
     extra_ro_binds: tuple[tuple[str, str], ...] = (),
     hub_dir: str | None = None,
+    server_dir: str | None = None,
     tmp_size: int | None = None,
     seccomp_fd: int | None = None,
     shm_size: int | None = None,
@@ -149,7 +150,7 @@ def sandbox_argv(
         a += ["--ro-bind", f"{runtime_dir}/etc/{f}", f"/etc/{f}"]
     # every folder above a bind target is created 0755 (bubblewrap would make it 0700)
     targets = [m.target for m in plan.mounts] + [workspace_env, f"{WORKSPACE_PY}/insitu_workspace", WORKSPACE_ETC]
-    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX, HUB_IN_SANDBOX]
+    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX, HUB_IN_SANDBOX, gateway_local.SERVER_IN_SANDBOX]
     parents: set[str] = set()
     for t in targets:
         p = os.path.dirname(os.path.normpath(t))
@@ -168,6 +169,8 @@ def sandbox_argv(
     a += ["--bind", runtime_dir + "/run", RUN_IN_SANDBOX]
     if hub_dir:
         a += ["--ro-bind", hub_dir, HUB_IN_SANDBOX]
+    if server_dir:  # the notebook server's socket folder (hub/gateway_local.py)
+        a += ["--bind", server_dir, gateway_local.SERVER_IN_SANDBOX]
     a += ["--chdir", plan.home.target, "--"]
     groups = ",".join(str(g) for g in plan.supplementary_gids)
     a += [setpriv, f"--reuid={plan.uid}", f"--regid={plan.gid}"]
@@ -272,6 +275,12 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
     )
     stop_grace = Float(5.0, config=True, help="Seconds between SIGTERM and SIGKILL on stop.")
     home_mode = Integer(0o700, config=True, help="Mode of a newly created home folder.")
+    gateway_uid = Integer(
+        199990, config=True,
+        help="uid of the workspace gateways (hub/gateway.py): not a researcher's uid, owns no file.",
+    )
+    gateway_gid = Integer(199990, config=True, help="gid of the workspace gateways (group of each srv/ folder).")
+    gateway_python = Unicode(sys.executable, config=True, help="Python interpreter that runs hub.gateway.")
     enforce_limits = Bool(
         True, config=True,
         help="Enforce the profile's memory, CPU and process limits with cgroup v1 (hub/limits.py); "
@@ -309,13 +318,17 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
     pid_start = Unicode(None, allow_none=True)
     runtime_dir = Unicode(None, allow_none=True)
     proc: subprocess.Popen | None = None
+    gw_pid = Integer(0)
+    gw_start = Unicode(None, allow_none=True)
+    gw_proc: subprocess.Popen | None = None
     _pass_fds: tuple[int, ...] = ()
     forwarder: UnixForwarder | None = None
 
     # ------------------------------------------------------------------
     @property
     def socket_path(self) -> str | None:
-        return f"{self.runtime_dir}/run/jupyter.sock" if self.runtime_dir else None
+        """What the proxy connects to: the workspace gateway's socket (hub/gateway_local.py)."""
+        return gateway_local.gateway_socket(self.runtime_dir) if self.runtime_dir else None
 
     def _abs(self, p: str) -> str:
         return os.path.abspath(p)
@@ -339,6 +352,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         state = super().get_state()
         if self.pid:
             state.update(pid=self.pid, pid_start=self.pid_start, runtime_dir=self.runtime_dir)
+        if self.gw_pid:
+            state.update(gw_pid=self.gw_pid, gw_start=self.gw_start)
         state.update({k: v for k, v in self.session_state().items() if v})
         return state
 
@@ -346,6 +361,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         super().load_state(state)
         self.pid = int(state.get("pid", 0) or 0)
         self.pid_start = state.get("pid_start")
+        self.gw_pid = int(state.get("gw_pid", 0) or 0)
+        self.gw_start = state.get("gw_start")
         self.runtime_dir = state.get("runtime_dir")
         self.load_session_state(state)
 
@@ -353,6 +370,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         super().clear_state()
         self.pid = 0
         self.pid_start = None
+        self.gw_pid = 0
+        self.gw_start = None
         self.runtime_dir = None
         self.session_id = None
         self.plan_json = None
@@ -406,6 +425,45 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
                 pass
         self._pass_fds = ()
 
+    # -- the workspace gateway (hub/gateway.py, hub/gateway_local.py) -----
+    def gateway_config(self, plan: WorkspacePlan) -> dict:
+        env = self.get_env()
+        return {
+            "user": self.user.name, "server_name": self.name, "base_url": self.server.base_url,
+            "api_url": self.hub.api_url, "api_token": self.api_token, "client_id": self.oauth_client_id,
+            "oauth_redirect_uri": env["JUPYTERHUB_OAUTH_CALLBACK_URL"], "hub_host": env.get("JUPYTERHUB_HOST", ""),
+            "hub_prefix": self.hub.base_url, "listen": gateway_local.gateway_socket(self.runtime_dir),
+            "upstream": gateway_local.server_socket(self.runtime_dir), "owner_uid": plan.uid,
+            "run_as": [self.gateway_uid, self.gateway_gid], "report_url": self.dataset_service_url,
+            "report_token": self.dataset_service_token, "session_id": self.session_id or "",
+            "cookie_options": dict(self.cookie_options or {}),
+        }
+
+    async def _start_gateway(self, plan: WorkspacePlan) -> None:
+        gateway_local.prepare_dirs(self.runtime_dir, plan.uid, self.gateway_gid)
+        self.gw_proc = gateway_local.start_gateway(self.gateway_config(plan), python=self.gateway_python,
+                                                   cwd=str(REPO))
+        self.gw_pid = self.gw_proc.pid
+        self.gw_start = proc_start_time(self.gw_pid)
+        await gateway_local.wait_listening(self.runtime_dir, self.gw_proc)
+
+    def _gateway_alive(self) -> bool:
+        if self.gw_proc is not None and self.gw_proc.pid == self.gw_pid:
+            return self.gw_proc.poll() is None
+        return bool(self.gw_pid) and proc_alive(self.gw_pid, self.gw_start)
+
+    async def _stop_gateway(self) -> None:
+        if self.gw_pid:
+            await gateway_local.stop_gateway(self.gw_pid, self._gateway_alive)
+        if self.gw_proc is not None:
+            try:
+                self.gw_proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.log.error("the gateway of %s did not exit", self.user.name)
+        self.gw_proc = None
+        self.gw_pid = 0
+        self.gw_start = None
+
     def _cgroup(self) -> limits.WorkspaceCgroup | None:
         if not (self.enforce_limits and self.runtime_dir):
             return None
@@ -440,8 +498,9 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         await self.forwarder.start()
 
     def _argv_and_env(self, plan: WorkspacePlan) -> tuple[list[str], dict[str, str]]:
-        sock = f"{RUN_IN_SANDBOX}/jupyter.sock"
-        command = list(self.cmd) + [f"--sock={sock}", "--ServerApp.sock_mode=0o600"] + list(self.get_args())
+        # the server listens in srv/ (group: the gateway's), reached only through the gateway
+        sock = f"{gateway_local.SERVER_IN_SANDBOX}/{gateway_local.SERVER_SOCKET}"
+        command = list(self.cmd) + [f"--sock={sock}", "--ServerApp.sock_mode=0660"] + list(self.get_args())
         # get_args() adds --port/--ip for TCP; the server listens on the socket only
         command = [c for c in command if not c.startswith(("--port", "--ip="))]
         argv = sandbox_argv(
@@ -456,6 +515,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.example_binds(),
             shm_size=sandbox_workspace.shm_size_for(plan.resources.mem_limit),
             hub_dir=f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}",
+            server_dir=f"{self.runtime_dir}/{gateway_local.SERVER_DIR}",
             tmp_size=plan.resources.tmp_limit,
             seccomp_fd=self._seccomp_fd(),
         )
@@ -481,6 +541,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             # the single-user server reaches the hub API through hub.sock
             self.hub_connect_url = unix_url(f"{HUB_IN_SANDBOX}/hub.sock")
             await self._ensure_forwarder(plan.uid)
+            await self._start_gateway(plan)
             argv, env = self._argv_and_env(plan)
             self.log.info("starting sandbox for %s: uid %s, gids %s", self.user.name, plan.uid, plan.supplementary_gids)
             self.log.debug("sandbox command: %s", argv)
@@ -504,7 +565,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         # wait for the server's socket; a sandbox that exits first fails the spawn now
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
-        while not os.path.exists(self.socket_path):
+        while not gateway_local.server_listening(self.runtime_dir):
             rc = self.proc.poll()
             if rc is not None:
                 await self._teardown()
@@ -525,6 +586,9 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             if self.pid or self.session_id:
                 return 0
             return 0
+        if not self._gateway_alive():
+            self.log.error("the gateway of %s's workspace is gone; the workspace stops", self.user.name)
+            return 1
         # alive: after a hub restart, re-open the hub API forwarder
         try:
             await self._ensure_forwarder()
@@ -543,6 +607,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         return True
 
     async def _teardown(self) -> None:
+        await self._stop_gateway()
         if self.forwarder is not None:
             await self.forwarder.stop()
             self.forwarder = None

@@ -10,7 +10,7 @@
   (usable datasets, open/close session) over a fixed grant table. It stands in
   for the dataset service's sessions API so that the sandbox tests exercise
   the hub ↔ service contract without a whole governance set-up; it records
-  every opened and closed session.
+  every opened and closed session and every refusal the workspace gateway reports.
 * ``kernel_exec(...)``: run code in a workspace kernel through the notebook
   server's REST + websocket API (behind the real proxy).
 """
@@ -137,6 +137,7 @@ class StandInDatasetService:
     port: int = field(default_factory=free_port)
     sessions: dict[str, dict] = field(default_factory=dict)
     closed: list[str] = field(default_factory=list)
+    refusals: list[dict] = field(default_factory=list)  # POST /api/sessions/{id}/refusals (the gateway)
     fail_open: bool = False  # answer 503 to POST /api/sessions
 
     @property
@@ -189,6 +190,14 @@ class StandInDatasetService:
             self.sessions[sid]["open"] = False
             self.closed.append(sid)
             return Response(status_code=204)
+
+        @app.post("/api/sessions/{sid}/refusals", status_code=201)
+        def refusal(sid: str, body: dict, authorization: str | None = Header(None)):
+            auth(authorization)
+            if sid not in self.sessions:
+                raise HTTPException(404, "no such session")
+            self.refusals.append({"session_id": sid, **body})
+            return {"traced": True}
 
         @app.get("/api/sessions/{sid}")
         def get_session(sid: str, authorization: str | None = Header(None)):

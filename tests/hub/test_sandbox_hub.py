@@ -63,7 +63,7 @@ def stack(tmp_path_factory):
     config = sandbox_hub_config(service, homes, runtime_root)
     hub = start_hub(root / "hub", users=users, extra_config=config)
     st = [hub, service, layout, homes]
-    RESTART[:] = [lambda: start_hub(root / "hub", users=users, extra_config=config)]
+    RESTART[:] = [lambda: start_hub(root / "hub", users=users, extra_config=config, ports=hub.ports)]
     yield st
     hub = st[0]
     for u in users:
