@@ -148,7 +148,7 @@ def test_request_bad_input(st):
     assert ask(st, ds, days=0).status_code == 422
     assert ask(st, ds, days=10_000).status_code == 422
     r = ask(st, ds, purpose="  ")
-    assert r.status_code == 422 and "purpose" in r.json()["detail"]
+    assert r.status_code == 422 and "purpose" in r.text
     assert ask(st, ds, unknown_field=1).status_code == 422
     with st.api("alice") as c:
         assert c.post("/api/access-requests", content=b"not json",
@@ -191,7 +191,7 @@ def test_reject_needs_reason_then_ends_it_and_no_vote_on_decided(st):
     rid = ask(st, ds).json()["id"]
     assert vote(st, rid, "dac1").status_code == 200
     r = vote(st, rid, "dac2", "reject")
-    assert r.status_code == 422 and "reason" in r.json()["detail"]
+    assert r.status_code == 422 and "reason" in r.text
     r = vote(st, rid, "dac2", "reject", "the purpose does not need identifiable dates")
     assert r.status_code == 200 and r.json()["state"] == "rejected"
     r = vote(st, rid, "admin")
