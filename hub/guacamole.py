@@ -3,9 +3,10 @@
 When a desktop workspace starts, the hub creates a Guacamole VNC connection to
 the pod and grants READ on it to the researcher alone; when it stops, the hub
 deletes the connection. The connection carries every switch that keeps data
-inside: no file transfer (SFTP, upload, download), no drive, no printing, and
-no copy from the remote side (``disable-copy``); pasting into the desktop stays
-allowed.
+inside: no file transfer (SFTP off, its upload and download disabled), and no
+copy from the remote side (``disable-copy``); pasting into the desktop stays
+allowed. A VNC connection has no drive or printing channel at all (those are
+RDP parameters in Guacamole).
 
 Calls (Guacamole 1.x REST API, token in the ``token`` query parameter):
 
@@ -39,16 +40,19 @@ __all__ = [
     "grant_patch",
 ]
 
-#: Parameters set on every desktop connection. File transfer, drive and
-#: printing off; copy from the remote side off (paste in allowed).
+#: Parameters set on every desktop (VNC) connection, with the names of the
+#: Guacamole 1.5 VNC protocol (``org/apache/guacamole/protocols/vnc.json`` in
+#: guacamole-ext; a test checks each name and value against that file of the
+#: version the chart deploys). File transfer off (SFTP off, and its download and
+#: upload disabled should anyone turn it on), no copy from the remote side (paste
+#: in stays allowed), no audio. Drive redirection and printing are RDP features:
+#: the VNC protocol has no such parameter, so nothing can turn them on (tested).
 LOCKDOWN_PARAMETERS: Mapping[str, str] = {
     "disable-copy": "true",
     "disable-paste": "false",
     "enable-sftp": "false",
-    "disable-download": "true",
-    "disable-upload": "true",
-    "enable-drive": "false",
-    "enable-printing": "false",
+    "sftp-disable-download": "true",
+    "sftp-disable-upload": "true",
     "enable-audio": "false",
 }
 

@@ -1,5 +1,10 @@
-"""hub/guacamole.py against the recorded Guacamole REST contract, served by a
-local mock of the Guacamole web application (guacd/Guacamole cannot run here)."""
+"""hub/guacamole.py against the Guacamole REST contract, served by a local mock
+of the Guacamole web application. The web application (``guacamole.war``) and
+its JDBC extension are in no registry this machine reaches (Maven Central has
+only guacamole-common, guacamole-common-js and guacamole-ext), and guacd is in
+none either, so the REST API stays a contract written from the documentation;
+the connection parameters are checked against the real protocol definition in
+guacamole-ext (test_guacamole_protocol.py)."""
 
 from __future__ import annotations
 
@@ -27,13 +32,14 @@ async def test_create_connection_grants_read_to_the_user_only():
     assert patches[0]["json"] == [{"op": "add", "path": "/connectionPermissions/17", "value": "READ"}]
 
 
-async def test_connection_has_transfer_drive_printing_and_copy_off():
+async def test_connection_has_transfer_and_copy_off():
+    """(Drive and printing: the VNC protocol has none, test_guacamole_protocol.py.)"""
     with GuacamoleMock(["login", "create_connection", "grant", "logout"]) as mock:
         await client(mock).create_desktop_connection(**ARGS)
     params = mock.seen[1]["json"]["parameters"]
     assert params["disable-copy"] == "true"
-    assert params["enable-sftp"] == "false" and params["disable-download"] == "true" and params["disable-upload"] == "true"
-    assert params["enable-drive"] == "false" and params["enable-printing"] == "false"
+    assert params["enable-sftp"] == "false"
+    assert params["sftp-disable-download"] == "true" and params["sftp-disable-upload"] == "true"
 
 
 async def test_unknown_user_is_created_then_granted():
