@@ -34,6 +34,7 @@ ROUTERS: list[str] = [
     "dataset_service.airlock.api:router",
     "dataset_service.governance.api:router",
     "dataset_service.web.pages:router",
+    "dataset_service.web.audit:router",
 ]
 
 

@@ -45,6 +45,7 @@ from insitu.trace import Action, Trace
 from tracer.settings import ROOT, TracerSettings
 from tracer.store import Conflict, TraceStore
 from tracer.web.pages import web_router
+from tracer.web.reports import reports_router
 
 log = logging.getLogger("tracer")
 MAX_BODY = 256 * 1024
@@ -244,6 +245,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
     # the auditor's web pages (tracer/web), with browser login through the hub's OAuth
     app.include_router(login_router(cookie_path=r.prefix or "/"), prefix=r.prefix)
     app.include_router(web_router(), prefix=r.prefix)
+    app.include_router(reports_router(), prefix=r.prefix)
     install_http_policy(app, max_body=MAX_BODY)
     install_api_docs(app, prefix=r.prefix, extra_schemas=_trace_schemas())
     return app

@@ -250,7 +250,7 @@ class TraceStore:
         else:
             seq_col = TraceRow.seq
         if user is not None:
-            q = q.where(TraceRow.user == user)
+            q = q.where(user_condition(user))
         if action is not None:
             q = q.where(TraceRow.action == action)
         if caller is not None:
@@ -263,12 +263,34 @@ class TraceStore:
         with self.engine.connect() as conn:
             return [record(row) for row in conn.execute(q)]
 
+    def query_project(self, project: str, *, after_seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Traces whose details name ``project`` (a text match on the canonical JSON, which writes it
+        exactly as ``"project":"<code>"``; callers re-check the parsed value)."""
+        needle = json.dumps({"project": project}, separators=(",", ":"), ensure_ascii=False)[1:-1]
+        q = (select(*_RECORD_COLUMNS).join(Batch, TraceRow.batch_id == Batch.id, isouter=True)
+             .where(TraceRow.canonical.contains(needle, autoescape=True))
+             .where(TraceRow.seq > after_seq).order_by(TraceRow.seq).limit(limit))
+        with self.engine.connect() as conn:
+            return [record(row) for row in conn.execute(q)]
+
     def get(self, trace_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(*_RECORD_COLUMNS).join(Batch, TraceRow.batch_id == Batch.id, isouter=True).where(TraceRow.id == trace_id)
             ).first()
             return record(row) if row else None
+
+
+def user_condition(user: str):
+    """A full pseudonym (64 hex) matches itself; a shorter hex prefix (the 12 characters the pages
+    show) matches every pseudonym that starts with it, as a range on the user index; anything
+    else matches nothing."""
+    u = user.strip().lower()
+    if len(u) == 64 and all(c in "0123456789abcdef" for c in u):
+        return TraceRow.user == u
+    if 1 <= len(u) < 64 and all(c in "0123456789abcdef" for c in u):
+        return and_(TraceRow.user >= u, TraceRow.user < u + "g")
+    return TraceRow.user == user  # not a pseudonym: no trace has it
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -322,7 +322,8 @@ class Airlock:
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, released=req.state == "approved", **common))
         else:
-            self.tracing.send(Action.REJECT_EXPORT, user=who.name, key=f"{req.id}:{who.name}",
+            action = Action.RETURN_EXPORT if req.state == "returned" else Action.REJECT_EXPORT
+            self.tracing.send(action, user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
         return req
