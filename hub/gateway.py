@@ -111,9 +111,11 @@ class GatewayConfig:
     @classmethod
     def from_env(cls, env=os.environ) -> "GatewayConfig":
         g = lambda k, d="": env.get(k, d)  # noqa: E731
+        # the server's prefix; else the path of its OAuth callback (``<prefix>oauth_callback``)
+        base = g("JUPYTERHUB_SERVICE_PREFIX") or urlparse(g("JUPYTERHUB_OAUTH_CALLBACK_URL")).path.rsplit("oauth_callback", 1)[0]
         return cls(
             user=g("JUPYTERHUB_USER"), server_name=g("JUPYTERHUB_SERVER_NAME"),
-            base_url=g("JUPYTERHUB_SERVICE_PREFIX", "/"), api_url=g("JUPYTERHUB_API_URL"),
+            base_url=base or "/", api_url=g("JUPYTERHUB_API_URL"),
             api_token=g("JUPYTERHUB_API_TOKEN"), client_id=g("JUPYTERHUB_CLIENT_ID"),
             oauth_redirect_uri=g("JUPYTERHUB_OAUTH_CALLBACK_URL"), hub_host=g("JUPYTERHUB_HOST"),
             hub_prefix=g("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/",
@@ -388,11 +390,27 @@ class NotHere(web.RequestHandler):
 # --------------------------------------------------------------------------
 
 
+class _GatewayOAuth(HubOAuth):
+    """HubOAuth with one relaxation of its XSRF rule: a browser's same-origin,
+    read-only fetch of a *script* (ES module imports are CORS-mode fetches, so
+    the desktop viewer's noVNC modules could never load) is accepted on the
+    cookie. ``Sec-Fetch-*`` are forbidden headers that page scripts cannot set,
+    and with per-user origins "same-origin" means the owner's own pages; every
+    other cookie request keeps JupyterHub's full check."""
+
+    def check_xsrf_cookie(self, handler):
+        h = handler.request.headers
+        if (handler.request.method in ("GET", "HEAD") and h.get("Sec-Fetch-Site") == "same-origin"
+                and h.get("Sec-Fetch-Mode") == "cors" and h.get("Sec-Fetch-Dest") == "script"):
+            return
+        return super().check_xsrf_cookie(handler)
+
+
 class Gateway:
     def __init__(self, cfg: GatewayConfig):
         self.cfg = cfg
         self.upstream = _Upstream(cfg)
-        self.auth = HubOAuth(
+        self.auth = _GatewayOAuth(
             api_url=cfg.api_url, api_token=cfg.api_token, oauth_client_id=cfg.client_id,
             oauth_redirect_uri=cfg.oauth_redirect_uri, base_url=cfg.base_url, hub_prefix=cfg.hub_prefix,
             hub_host=cfg.hub_host, access_scopes={cfg.access_scope}, cache_max_age=60,

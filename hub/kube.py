@@ -17,7 +17,8 @@ pre-flight check):
 * no service-account token;
 * volumes: the lake claim read-only at the lake mount path, the datasets claim
   read-only, mounted once per chosen dataset with ``subPath: <dataset id>``;
-  the homes claim writable with ``subPath: <user>``; nothing else;
+  the homes claim writable with ``subPath: <user>/<project>`` (one home per
+  user and project); nothing else;
 * labels and annotations from the plan (user, project, profile, session,
   dataset ids and gids, manifest roots);
 * profiles: ``notebook-cpu``, ``notebook-gpu`` (``nvidia.com/gpu`` limit, or a
@@ -42,7 +43,7 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets import Dict, Enum, Integer, List, Unicode
 
-from hub import preflight
+from hub import kube_gateway, preflight
 from hub.guacamole import GuacamoleClient, GuacamoleError
 from hub.plan import WorkspacePlan
 from hub.spawner_base import DatasetSessionMixin, WorkspaceRefused
@@ -70,6 +71,7 @@ class KubeOptions:
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     )
     tmp_size: str = "2Gi"
+    gateway: kube_gateway.GatewayOptions = field(default_factory=kube_gateway.GatewayOptions)
 
     def gpu_resource(self) -> str:
         if self.gpu_sharing == "exclusive":
@@ -99,7 +101,8 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
             mounts.append({"name": "datasets", "mountPath": m.target, "subPath": m.dataset_id, "readOnly": True})
         elif m.kind == "home":
             writable.append(m)
-            mounts.append({"name": "home", "mountPath": m.target, "subPath": plan.user})
+            # one home per user and project (hub/plan.py): <homes claim>/<user>/<project>
+            mounts.append({"name": "home", "mountPath": m.target, "subPath": f"{plan.user}/{plan.project}"})
         else:
             raise WorkspaceRefused(f"unknown mount kind {m.kind!r}")
     if len(writable) != 1 or writable[0] != plan.home:
@@ -118,6 +121,9 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
         image, cmd, port = opts.notebook_image, list(opts.notebook_cmd), 8888
 
     r = plan.resources
+    # the server listens on the pod's loopback; the hub and the proxy reach the gateway's port
+    cmd = cmd + kube_gateway.notebook_args()
+    port = opts.gateway.port
     settings: dict[str, Any] = {
         "image": image,
         "cmd": cmd,
@@ -157,7 +163,8 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
         "node_selector": {},
         "tolerations": [],
         "init_containers": [],
-        "extra_containers": [],
+        # the authenticating hop in front of the server, under another uid (hub/kube_gateway.py)
+        "extra_containers": [kube_gateway.gateway_container(plan.session_id or "", opts.gateway)],
         "lifecycle_hooks": {},
         "storage_pvc_ensure": False,
     }
@@ -279,7 +286,7 @@ class InsituKubeSpawner(DatasetSessionMixin, KubeSpawner):
         plan = getattr(self, "_insitu_plan", None)
         if plan is None:
             raise WorkspaceRefused("no workspace plan: the dataset session was not opened")
-        pod = await super().get_pod_manifest()
+        pod = kube_gateway.wire(await super().get_pod_manifest())
         manifest = pod_manifest_dict(pod)
         try:
             preflight.enforce(manifest, config=self.preflight_config(), session=session_view(plan))

@@ -53,6 +53,7 @@ class PreflightConfig:
     allowed_images: tuple[str, ...] = (
         "registry.insitu.local/insitu/notebook:*",
         "registry.insitu.local/insitu/desktop:*",
+        "registry.insitu.local/insitu/hub:*",  # the gateway sidecar (hub/kube_gateway.py)
     )
     lake_claim: str = "insitu-lake"
     datasets_claim: str = "insitu-datasets"
@@ -288,6 +289,30 @@ def _session_covers_datasets(pod: Mapping, cfg: PreflightConfig, session: Any) -
     return True, bad
 
 
+def _gateway_sidecar(pod: Mapping, cfg: PreflightConfig, session: Any) -> Result:
+    """The workspace gateway sidecar (hub/kube_gateway.py) under its own uid, alone with a port."""
+    spec = pod.get("spec") or {}
+    containers = [c for c in (spec.get("containers") or []) if c is not None]
+    gws = [c for c in containers if c.get("name") == "gateway"]
+    bad = []
+    if len(gws) != 1:
+        bad.append(f"{len(gws)} containers named 'gateway' (exactly one is required)")
+    gw = gws[0] if gws else {}
+    uid = _or(_get(gw, "securityContext", "runAsUser"), 0)
+    if not isinstance(uid, (int, float)) or uid < cfg.min_uid:
+        bad.append(f"the gateway must run as a uid of at least {cfg.min_uid}")
+    if uid == _or(_get(spec, "securityContext", "runAsUser"), -1):
+        bad.append("the gateway must not run as the researcher's uid")
+    if len(gw.get("volumeMounts") or []) > 0:
+        bad.append("the gateway mounts no volume")
+    others = [c for c in (spec.get("initContainers") or []) + containers if c and c.get("name") != "gateway"]
+    if any(c.get("ports") for c in others):
+        bad.append("only the gateway declares a port")
+    if _to_string(spec.get("shareProcessNamespace")) == "true":
+        bad.append("the pod must not share its process namespace")
+    return True, bad
+
+
 RuleFn = Callable[[Mapping, PreflightConfig, Any], Result]
 
 RULES: dict[tuple[str, str], RuleFn] = {
@@ -300,6 +325,7 @@ RULES: dict[tuple[str, str], RuleFn] = {
     ("insitu-workspace-security", "container-security-context"): _container_security_context,
     ("insitu-workspace-datasets", "supplemental-groups-listed"): _supplemental_groups_listed,
     ("insitu-workspace-datasets", "session-covers-datasets"): _session_covers_datasets,
+    ("insitu-workspace-gateway", "gateway-sidecar"): _gateway_sidecar,
 }
 
 

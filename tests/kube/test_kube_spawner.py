@@ -124,8 +124,22 @@ async def test_manifest_invariants(name):
     assert "fsGroup" not in psc and psc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in spec
-    (c,) = spec["containers"]
+    c, gw = spec["containers"]
     assert not spec.get("initContainers")
+    # the gateway sidecar (hub/kube_gateway.py): another uid, no volume, the only declared port
+    assert c["name"] == "notebook" and gw["name"] == "gateway"
+    assert gw["securityContext"]["runAsUser"] not in (psc["runAsUser"], None)
+    assert gw["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert gw["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not gw.get("volumeMounts") and not c.get("ports") and not spec.get("shareProcessNamespace")
+    assert [p["containerPort"] for p in gw["ports"]] == [8080]
+    assert "--ServerApp.ip=127.0.0.1" in c["args"]
+    gw_env = {e["name"]: e for e in gw["env"]}
+    nb_env = {e["name"]: e for e in c["env"]}
+    for k in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_OAUTH_CALLBACK_URL"):
+        assert gw_env[k] == nb_env[k]
+    assert gw_env["INSITU_SESSION_ID"]["value"] == "s-0001"
+    assert gw_env["INSITU_GATEWAY_UPSTREAM"]["value"] == "http://127.0.0.1:8888"
     csc = c["securityContext"]
     assert csc["allowPrivilegeEscalation"] is False and csc["capabilities"] == {"drop": ["ALL"]}
     assert csc.get("privileged") is not True
