@@ -108,13 +108,7 @@ def wire(pod: Any) -> Any:
     copied = [e for e in (_get(notebook, "env") or []) if _get(e, "name") in COPIED_ENV]
     env = list(_get(gateway, "env") or [])
     have = {_get(e, "name") for e in env}
-    if isinstance(gateway, dict):
-        from kubernetes_asyncio.client import ApiClient  # noqa: F401  (models only)
-
-        env += [e if isinstance(e, dict) else {"name": e.name, "value": e.value, **(
-            {"valueFrom": e.value_from} if e.value_from else {})} for e in copied if _get(e, "name") not in have]
-    else:
-        env += [e for e in copied if _get(e, "name") not in have]
+    env += [e for e in copied if _get(e, "name") not in have]
     _set(gateway, "env", env)
     for c in nb:
         _set(c, "ports", None)
