@@ -299,7 +299,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
 
     @default("offered_profiles")
     def _default_offered_profiles(self):
-        return ["notebook-cpu"]
+        # no GPU in the local sandbox; the desktop is the same sandbox with a graphical session
+        return ["notebook-cpu", "desktop"]
 
     @default("options_form")
     def _default_options_form(self):
@@ -524,6 +525,10 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         # jupyter-server refuses --sock with any port but its default; it binds no TCP port
         base = self.server.base_url if self.server else "/"
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{base}"
+        # the desktop profile: the same server plus the graphical session (hub/workspace/desktop.py)
+        env["INSITU_WORKSPACE_KIND"] = plan.kind
+        if plan.kind == "desktop":
+            env["JUPYTERHUB_DEFAULT_URL"] = "/insitu/desktop"
         return argv, env
 
     async def start(self):
@@ -532,7 +537,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         except WorkspaceRefused as e:
             self.log.warning("workspace for %s refused: %s", self.user.name, e)
             raise
-        if plan.kind != "notebook":
+        if plan.kind not in ("notebook", "desktop"):
             await self.close_dataset_session()
             raise WorkspaceRefused(f"profile {plan.profile!r} cannot run in the local sandbox")
         try:
