@@ -392,7 +392,8 @@ def _finish(settings: Settings, db: Database, dataset_id: str, manifest: dict, a
     root = manifest["merkle_root"]
     traces.record(settings, "CREATE_DATASET", actor=actor, dataset_id=dataset_id, root=root,
                   details={"version": manifest["version"], "studies": manifest["study_count"],
-                           "files": manifest["file_count"]}, key=root)
+                           "files": manifest["file_count"]}, key=root,
+                  journal=traces.EventJournal(db, dataset_id))  # a resend after a crash is the same trace
     digests = {f"{st['subject']}/{st['study']}": st["digest"] for st in manifest["studies"]}
     with db.session() as s:
         ds = s.get(Dataset, dataset_id)

@@ -34,6 +34,8 @@ import httpx
 from insitu.trace import Action, Trace
 
 __all__ = [
+    "TraceFailed",
+    "Tracing",
     "TracerClient",
     "TracerError",
     "TraceRejected",
@@ -174,3 +176,65 @@ class TracerClient:
                     if attempt + 1 < self.retries:
                         _time.sleep(self.backoff * 2**attempt)
         raise TracerUnavailable(str(last)) from last
+
+
+class TraceFailed(TracerError):
+    """The tracer did not accept a trace (down, refused, or not configured): the traced step must not happen."""
+
+
+class Tracing:
+    """The one tracing path of the platform's services (dataset lifecycle, governance, export airlock).
+
+    ``make`` builds a trace (the user enters it only as a pseudonym); ``deliver``
+    posts it and raises ``TraceFailed`` unless the tracer stored it. Delivery is
+    idempotent: the client's own retries, and any later resend of the *same*
+    trace (same id, same time, same content), are stored once by the tracer
+    (202 ``duplicate``). A caller that may resend after a crash keeps the trace
+    it made at the first attempt (e.g. ``dataset_service.traces.EventJournal``)
+    and delivers that one again, never a fresh one with a new time.
+
+    ``send`` = ``make`` with a random id + ``deliver``: for steps recorded inside
+    a database transaction, where a failed delivery rolls the step back and a
+    reused record id (rollback, another database) must never collide.
+    """
+
+    def __init__(self, base_url: str, token: str, pseudonym_key: str, caller: str = "dataset-service",
+                 *, timeout: float = 5.0, retries: int = 3):
+        self.base_url = base_url
+        self.caller = caller
+        self.key = pseudonym_key
+        self.client = TracerClient(base_url, token, timeout=timeout, retries=retries) if base_url else None
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def pseudonym(self, login: str) -> str:
+        return pseudonym(login, self.key)
+
+    def make(self, action: Action | str, *, user: str | None, dataset_ids: Iterable[str] = (),
+             digests: Mapping[str, str] | None = None, details: Mapping[str, Any] | None = None,
+             id: uuid.UUID | str | None = None) -> Trace:
+        """A validated trace; ``user`` is a login name (made a pseudonym here); empty digests are left out."""
+        try:
+            return make_trace(action, caller=self.caller, user=self.pseudonym(user) if user else None,
+                              dataset_ids=list(dataset_ids), digests={k: v for k, v in (digests or {}).items() if v},
+                              details=dict(details or {}), id=id)
+        except ValueError as e:  # refused before sending: a bug, but fail closed all the same
+            raise TraceFailed(f"the {Action(action).value} trace is invalid: {e}") from e
+
+    def deliver(self, trace: Trace, what: str = "") -> dict[str, Any]:
+        """Post ``trace``; the tracer's answer ({id, seq, status}). Raises ``TraceFailed``."""
+        if self.client is None:
+            raise TraceFailed("no tracer is configured: traced actions are refused")
+        try:
+            return self.client.send_sync(trace)
+        except TracerError as e:
+            raise TraceFailed(f"the tracer did not accept the {trace.action.value} trace {what}: {e}") from e
+
+    def send(self, action: Action, *, user: str | None, key: str, dataset_ids: Iterable[str] = (),
+             digests: Mapping[str, str] | None = None, details: Mapping[str, Any] | None = None) -> str:
+        """Make and deliver one trace about the record named ``key`` (e.g. ``request:12:1``); its id."""
+        trace = self.make(action, user=user, dataset_ids=dataset_ids, digests=digests, details=details)
+        self.deliver(trace, f"({key})")
+        return str(trace.id)

@@ -14,6 +14,6 @@ a trace; only their SHA-256 does.
 """
 from __future__ import annotations
 
-from ..traces import TraceFailed, Tracing as ExportTracing
+from insitu.trace_client import TraceFailed, Tracing as ExportTracing
 
 __all__ = ["ExportTracing", "TraceFailed"]

@@ -1,4 +1,4 @@
-"""Governance traces, sent through ``tracer.client`` before an action is committed.
+"""Governance traces, sent through the core's ``insitu.trace_client.Tracing`` before an action is committed.
 
 Every governance step (REQUEST_ACCESS, GRANT_ACCESS, REJECT_ACCESS,
 REVOKE_ACCESS, USE_DATASETS, END_SESSION) is sent inside the database
@@ -8,6 +8,6 @@ trace only as pseudonyms; free text (purposes, reasons) never does.
 """
 from __future__ import annotations
 
-from ..traces import TraceFailed, Tracing
+from insitu.trace_client import TraceFailed, Tracing
 
 __all__ = ["TraceFailed", "Tracing"]
