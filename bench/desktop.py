@@ -103,6 +103,7 @@ def main() -> int:
     os.chmod(tmp, 0o755)
     bare = [bare_first_frame(tmp, 90 + i) for i in range(max(3, runs))]
     runtime_root = f"/tmp/insitu-bd-{os.getpid()}"
+    (tmp / "stack").mkdir()
     hub, service, layout, homes = make_desktop_stack(tmp / "stack", runtime_root)
     plat = []
     from playwright.sync_api import sync_playwright
@@ -116,12 +117,15 @@ def main() -> int:
                 r = hub.api("POST", "/users/alice/server", json=OPTIONS)
                 assert r.status_code in (201, 202), r.text
                 wait_ready(hub, "alice")
+                t_ready = time.perf_counter() - t0
                 pg.goto(hub.url + "/user/alice/insitu/desktop")
+                t_page = time.perf_counter() - t0
                 pg.wait_for_function(FIRST_FRAME_JS, timeout=60_000, polling=20)
                 plat.append(time.perf_counter() - t0)
                 hub.api("DELETE", "/users/alice/server")
                 wait_stopped(hub, "alice")
-                print(f"platform start -> first frame: {plat[-1]:.2f} s", flush=True)
+                print(f"platform start -> first frame: {plat[-1]:.2f} s (server ready {t_ready:.2f} s, "
+                      f"page loaded {t_page:.2f} s)", flush=True)
             browser.close()
     finally:
         hub.stop()
