@@ -48,6 +48,8 @@ fi
 d=$(digest pyproject.toml requirements.lock)
 if ! fresh venv "$d"; then
   log "installing Python dependencies into .venv"
+  . scripts/lib/wheelhouse.sh
+  install_torch .venv/bin/pip
   .venv/bin/pip install -qq -c requirements.lock -e '.[ml,test]'
   mark venv "$d"
 fi

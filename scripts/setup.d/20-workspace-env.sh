@@ -46,6 +46,8 @@ grep -iE '^(jupyterhub|jupyter[_-]server|jupyterlab|ipykernel|jupyter[_-]client|
   requirements.lock | grep -viE '^torch==' > "$STAMPS/workspace-constraints.txt" || true
 echo "torch==2.13.0" >> "$STAMPS/workspace-constraints.txt"
 "$ENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+. scripts/lib/wheelhouse.sh
+install_torch "$ENV/bin/pip"
 "$ENV/bin/pip" install -q -c "$STAMPS/workspace-constraints.txt" "${PACKAGES[@]}" 2>&1 | grep -v '^WARNING: Location' || true
 chmod -R a+rX "$ENV"
 check || { echo "workspace environment check failed" >&2; exit 1; }
