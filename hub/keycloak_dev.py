@@ -276,12 +276,12 @@ def set_enabled(admin, username: str, enabled: bool) -> None:
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "localhost.local")
 
 
-def browser_client(timeout: float = 60) -> httpx.Client:
+def browser_client(timeout: float = 60, base_url: str = "") -> httpx.Client:
     """An httpx client that keeps cookies like a browser on loopback and does not follow
     redirects. Keycloak marks its cookies ``Secure`` (and ``Version=1``); browsers send
     them over plain HTTP to loopback hosts (a secure context), Python's cookie jar does
     not: after each answer, the loopback cookies are stored as browsers treat them."""
-    client = httpx.Client(follow_redirects=False, timeout=timeout)
+    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=timeout)
 
     def as_a_browser(_response):
         for cookie in client.cookies.jar:

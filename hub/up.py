@@ -152,12 +152,18 @@ class DemoUser:
 
     def __init__(self, url: str, name: str, password: str):
         self.url, self.name = url, name
-        self.web = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
-        r = self.web.get("/hub/login")
-        r.raise_for_status()
-        m = re.search(r'name="_xsrf"\s+value="([^"]+)"', r.text)
-        self.xsrf = m.group(1) if m else self.web.cookies.get("_xsrf", "")
-        r = self.web.post("/hub/login", data={"username": name, "password": password, "_xsrf": self.xsrf})
+        if os.environ.get("INSITU_AUTHENTICATOR") == "keycloak":  # python -m hub up --keycloak
+            from hub.keycloak_dev import browser_client, login
+
+            self.web = browser_client(base_url=url)
+            _, r = login(self.web, url, name, password)
+        else:
+            self.web = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
+            r = self.web.get("/hub/login")
+            r.raise_for_status()
+            m = re.search(r'name="_xsrf"\s+value="([^"]+)"', r.text)
+            self.xsrf = m.group(1) if m else self.web.cookies.get("_xsrf", "")
+            r = self.web.post("/hub/login", data={"username": name, "password": password, "_xsrf": self.xsrf})
         if r.status_code != 302:
             raise RuntimeError(f"demo login of {name} failed: HTTP {r.status_code}")
         # the XSRF token is bound to the new login session: take it from a page of that session
@@ -273,7 +279,7 @@ def stop_hub(proc: subprocess.Popen, timeout: float = 45) -> int:
     return proc.returncode
 
 
-def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12) -> int:
+def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12, keycloak: bool = False) -> int:
     stopping = {"flag": False}
 
     def on_signal(signum, _frame):
@@ -283,9 +289,14 @@ def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12) -> in
     # SIGINT explicitly too: a shell starting this in the background ignores it by default
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    proc = None
+    proc = kc = None
     try:
         logins = prepare(settings, lake_subjects=lake_subjects)
+        if keycloak:  # the demo users and groups in a real Keycloak instead of the users file
+            from hub import up_keycloak
+
+            kc = up_keycloak.start(settings.var_dir, public_url(settings),
+                                   {u: (logins[u], DEMO_USERS[u][0]) for u in DEMO_USERS}, say=say)
         say(f"starting JupyterHub on {public_url(settings)} (log: {settings.path('log', 'jupyterhub.log')})")
         proc = start_hub(settings)
         url = public_url(settings)
@@ -310,6 +321,9 @@ def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12) -> in
             pass
         if proc is not None:
             stop_hub(proc)
+        if kc is not None:
+            kc.stop()
+        if proc is not None or kc is not None:
             say("stopped")
 
 
@@ -319,9 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--var", help="state folder (default var/, INSITU_VAR_DIR)")
     p.add_argument("--no-demo", action="store_true", help="do not create the demo datasets and grant")
     p.add_argument("--lake-subjects", type=int, default=12, help="subjects of a newly generated demo lake")
+    p.add_argument("--keycloak", action="store_true",
+                   help="log in through a real Keycloak (dev mode on 127.0.0.1:8180, INSITU_KEYCLOAK_PORT) "
+                        "with the chart's realm and the demo users, instead of local accounts")
     args = p.parse_args(argv)
+    if args.keycloak:
+        os.environ["INSITU_AUTHENTICATOR"] = "keycloak"
     if args.port:
         os.environ["INSITU_HUB_PORT"] = str(args.port)
     if args.var:
         os.environ["INSITU_VAR_DIR"] = str(Path(args.var).resolve())
-    return up(InsituHub(), demo=not args.no_demo, lake_subjects=args.lake_subjects)
+    return up(InsituHub(), demo=not args.no_demo, lake_subjects=args.lake_subjects, keycloak=args.keycloak)
