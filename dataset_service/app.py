@@ -22,7 +22,11 @@ from insitu.names import SERVICE_DATASET
 from insitu.apidocs import install_api_docs
 from insitu.httpapi import install_http_policy
 
+from .airlock.deps import build_airlock
+from .airlock.settings import AirlockSettings
 from .db import Database
+from .governance.deps import build_governance
+from .governance.settings import GovernanceSettings
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ ROUTERS: list[str] = [
     "dataset_service.api.datasets:router",
     "dataset_service.api.admin:router",
     "dataset_service.airlock.api:router",
+    "dataset_service.airlock.web:router",
     "dataset_service.governance.api:router",
     "dataset_service.web.pages:router",
     "dataset_service.web.audit:router",
@@ -87,6 +92,11 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
             cache_ttl=settings.identity_cache_ttl,
         ),
     )
+    # governance and the export airlock: settings read here, once, and one object each per app
+    gs = GovernanceSettings()
+    app.state.governance_settings, app.state.governance = gs, build_governance(settings, gs)
+    ast = AirlockSettings()
+    app.state.airlock_settings, app.state.airlock = ast, build_airlock(settings, ast)
     app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)
     for spec in ROUTERS:
         app.include_router(_load(spec), prefix=prefix)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from hub.auth import insitu_groups
 from hub.config import ROLE_GROUPS
-from hub.reconciler import HubAPI, servers_to_stop
+from hub.hubapi import HubAPI, servers_to_stop
 
 log = logging.getLogger("insitu.keycloak_sync")
 

@@ -77,9 +77,9 @@ def prepare(settings: InsituHub, *, lake_subjects: int = 12) -> dict[str, str]:
         (var / sub).mkdir(parents=True, exist_ok=True)
     ensure_secrets(settings)
     logins = demo_logins(settings)
-    from tracer.devchain import write_dev_key
-
-    write_dev_key(var / "chain" / "tracer.key")
+    # the tracer's own command writes its dev key: the hub imports nothing of the tracer
+    subprocess.run([settings.python, "-m", "tracer", "dev-key", str(var / "chain" / "tracer.key")], check=True,
+                   cwd=settings.root)
     lake = var / "lake"
     if not lake.exists():
         say(f"generating a demo lake in {lake} ({lake_subjects} subjects)")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tracer {serve,dev-chain,verify,deploy}``."""
+"""Command line: ``python -m tracer {serve,dev-chain,dev-key,verify}``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--port", type=int, default=8545)
     d.add_argument("--state-dir", type=Path, default=None, help="default: var/chain")
     d.add_argument("--block-time", type=float, default=None, help="seconds per block (default: automine)")
+
+    k = sub.add_parser("dev-key", help="write the dev chain's tracer key (mode 0600) if it is not there")
+    k.add_argument("path", type=Path)
 
     v = sub.add_parser("verify", help="verify exported traces against the chain alone (never asks the tracer)")
     v.add_argument("file", help="JSON lines export (GET /traces?format=jsonl) or one trace record (JSON); - for stdin")
@@ -47,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         from tracer.devchain import run_dev_chain
 
         return run_dev_chain(port=args.port, state_dir=args.state_dir, block_time=args.block_time)
+    if args.cmd == "dev-key":
+        from tracer.devchain import write_dev_key
+
+        write_dev_key(args.path)
+        return 0
     if args.cmd == "verify":
         from tracer.verify import main as verify_main
 

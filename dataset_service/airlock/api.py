@@ -24,58 +24,21 @@ tracer does not accept answers 503 and changes nothing.
 """
 from __future__ import annotations
 
-import base64
-import threading
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from insitu.httpapi import RowId, unprocessable
+from insitu.httpapi import RowId
 
 from insitu.identity import Identity, current_identity
 
-from .findings import thumbnail_png
+from .deps import download_response, get_airlock, http_error, preview_response
 from .service import Airlock, AirlockError
 from .settings import AirlockSettings
-from .store import FrozenStore
-from .tracing import ExportTracing, TraceFailed
+from .tracing import TraceFailed
 
 router = APIRouter(tags=["export airlock"])
-_lock = threading.Lock()
-
-
-def airlock_settings(request: Request) -> AirlockSettings:
-    st = getattr(request.app.state, "airlock_settings", None)
-    if st is None:
-        st = request.app.state.airlock_settings = AirlockSettings()
-    return st
-
-
-def get_airlock(request: Request) -> Airlock:
-    al = getattr(request.app.state, "airlock", None)
-    if al is not None:
-        return al
-    with _lock:
-        al = getattr(request.app.state, "airlock", None)
-        if al is None:
-            settings = request.app.state.settings
-            ast = airlock_settings(request)
-            al = Airlock(ast, FrozenStore(ast.store_dir),
-                         ExportTracing(settings.tracer_url, settings.tracer_token, settings.pseudonym_key))
-            request.app.state.airlock = al
-    return al
-
-
-def http_error(e: Exception) -> HTTPException:
-    if isinstance(e, AirlockError):
-        if e.status == 422 and isinstance(e.reason, str):
-            return unprocessable(e.reason)
-        return HTTPException(e.status, e.reason)
-    if isinstance(e, TraceFailed):
-        return HTTPException(503, str(e))
-    raise e
 
 
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # service._SAFE_ID
@@ -199,37 +162,10 @@ def review_export(request_id: str, body: ReviewIn, request: Request, who: Identi
     return view
 
 
-def download_response(airlock: Airlock, db, request_id: str, file_id: int, who: Identity) -> FileResponse:
-    try:
-        with db.session() as s:
-            f, path = airlock.open_for_download(s, request_id, file_id, who)
-            name, digest = f.name, f.sha256
-    except (AirlockError, TraceFailed) as e:
-        raise http_error(e)
-    b64 = base64.b64encode(bytes.fromhex(digest)).decode()
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=name.rsplit("/", 1)[-1],
-        headers={"X-Content-SHA256": digest, "Repr-Digest": f"sha-256=:{b64}:", "Cache-Control": "no-store"},
-    )
-
-
 @router.get("/api/exports/{request_id}/files/{file_id}")
 def download_file(request_id: str, file_id: RowId, request: Request, who: Identity = Depends(current_identity),
                   airlock: Airlock = Depends(get_airlock)):
     return download_response(airlock, request.app.state.db, request_id, file_id, who)
-
-
-def preview_response(airlock: Airlock, db, request_id: str, file_id: int, who: Identity) -> Response:
-    try:
-        with db.session() as s:
-            _f, path = airlock.preview_path(s, request_id, file_id, who)
-    except AirlockError as e:
-        raise http_error(e)
-    try:
-        png = thumbnail_png(path)
-    except Exception:
-        raise HTTPException(422, "the image cannot be previewed")
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/exports/{request_id}/files/{file_id}/preview.png")
@@ -237,7 +173,3 @@ def preview_file(request_id: str, file_id: RowId, request: Request, who: Identit
                  airlock: Airlock = Depends(get_airlock)):
     return preview_response(airlock, request.app.state.db, request_id, file_id, who)
 
-
-from . import web  # noqa: E402  (the review pages share this router: one line in app.ROUTERS)
-
-router.include_router(web.router)

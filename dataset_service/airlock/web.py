@@ -29,6 +29,7 @@ from insitu.identity import Identity, optional_identity, token_from_request
 from ..web.csrf import check_token, csrf_key, make_token
 from ..web.pages import nav as service_nav
 
+from .deps import download_response, get_airlock, preview_response
 from .service import Airlock, AirlockError
 from .store import list_home
 from .tracing import TraceFailed
@@ -56,8 +57,6 @@ _env.filters["size"] = _size
 
 
 def _deps():
-    from .api import get_airlock  # late: api imports this module
-
     return get_airlock
 
 
@@ -239,8 +238,6 @@ def download_page(request_id: str, file_id: int, request: Request,
                   who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
     if who is None:
         return _login(request)
-    from .api import download_response
-
     return download_response(airlock, request.app.state.db, request_id, file_id, who)
 
 
@@ -249,6 +246,4 @@ def preview_page(request_id: str, file_id: int, request: Request,
                  who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())) -> Response:
     if who is None:
         raise HTTPException(401, "log in first")
-    from .api import preview_response
-
     return preview_response(airlock, request.app.state.db, request_id, file_id, who)

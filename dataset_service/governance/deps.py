@@ -1,47 +1,42 @@
-"""Wiring of governance into the app: one :class:`Governance` per app, built on first use."""
+"""Wiring of governance into the app: one :class:`Governance` per app, built when the app is assembled
+(``dataset_service.app.create_app``) from settings read once there."""
 from __future__ import annotations
 
-import threading
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
 from insitu.identity import HubUnavailable
+from insitu.trace_client import TraceFailed, Tracing
 
 from .directory import HubDirectory
 from .rules import RuleViolation
 from .service import Governance, SessionRefusedError
 from .settings import GovernanceSettings
-from .tracing import TraceFailed, Tracing
 
-_lock = threading.Lock()
+
+def build_governance(settings, gs: GovernanceSettings) -> Governance:
+    """The governance of a dataset service with ``settings`` (pure: nothing is contacted here)."""
+    return Governance(
+        policy=gs.policy(),
+        tracing=Tracing(settings.tracer_url, settings.tracer_token, settings.pseudonym_key, gs.trace_caller),
+        directory=HubDirectory(settings.hub_api_url, settings.hub_api_token),
+        datasets_dir=settings.datasets_dir,
+        lake_dir=settings.lake_dir,
+        lake_mount_path=settings.lake_mount_path,
+    )
 
 
 def governance_settings(request: Request) -> GovernanceSettings:
-    gs = getattr(request.app.state, "governance_settings", None)
-    if gs is None:
-        gs = request.app.state.governance_settings = GovernanceSettings()
-    return gs
+    return request.app.state.governance_settings
 
 
 def get_governance(request: Request) -> Governance:
-    gov = getattr(request.app.state, "governance", None)
-    if gov is not None:
-        return gov
-    with _lock:
-        gov = getattr(request.app.state, "governance", None)
-        if gov is None:
-            settings = request.app.state.settings
-            gs = governance_settings(request)
-            gov = Governance(
-                policy=gs.policy(),
-                tracing=Tracing(settings.tracer_url, settings.tracer_token, settings.pseudonym_key, gs.trace_caller),
-                directory=HubDirectory(settings.hub_api_url, settings.hub_api_token),
-                datasets_dir=settings.datasets_dir,
-                lake_dir=settings.lake_dir,
-                lake_mount_path=settings.lake_mount_path,
-            )
-            request.app.state.governance = gov
-    return gov
+    return request.app.state.governance
+
+
+GovernanceDep = Annotated[Governance, Depends(get_governance)]
+GovernanceSettingsDep = Annotated[GovernanceSettings, Depends(governance_settings)]
 
 
 def to_http(e: Exception) -> HTTPException:

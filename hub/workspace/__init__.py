@@ -47,7 +47,7 @@ def _load_jupyter_server_extension(serverapp):
     _terminal_shell(serverapp)
     _user_site_for_children()
     if os.environ.get("INSITU_WORKSPACE_KIND") == "desktop":
-        from .desktop import load_desktop
+        from .desktop_page import load_desktop
 
         load_desktop(serverapp)
     try:

@@ -162,18 +162,5 @@ def run_session(unix_socket: str) -> int:
     return rc
 
 
-def load_desktop(serverapp) -> None:
-    """Called by the ``insitu_workspace`` extension in a desktop workspace: the
-    websocket relay to the X server (jupyter-server-proxy, configured by
-    ``etc/jupyter/jupyter_server_config.py``) and the viewer page."""
-    import jupyter_server_proxy
-
-    from .desktop_page import install
-
-    jupyter_server_proxy._load_jupyter_server_extension(serverapp)
-    install(serverapp.web_app, serverapp.base_url)
-    serverapp.log.info("insitu desktop: viewer at %s%s", serverapp.base_url, PAGE_PATH)
-
-
 if __name__ == "__main__":  # pragma: no cover - runs inside the sandbox
     sys.exit(run_session(sys.argv[1]))

@@ -68,3 +68,14 @@ def install(web_app, base_url: str) -> None:
             (page + "/novnc/(.*)", web.StaticFileHandler, {"path": NOVNC_DIR}),
         ],
     )
+
+
+def load_desktop(serverapp) -> None:
+    """Called by the ``insitu_workspace`` extension in a desktop workspace: the
+    websocket relay to the X server (jupyter-server-proxy, configured by
+    ``etc/jupyter/jupyter_server_config.py``) and the viewer page."""
+    import jupyter_server_proxy
+
+    jupyter_server_proxy._load_jupyter_server_extension(serverapp)
+    install(serverapp.web_app, serverapp.base_url)
+    serverapp.log.info("insitu desktop: viewer at %s%s", serverapp.base_url, PAGE_PATH)
