@@ -284,7 +284,13 @@ def browser_client(timeout: float = 60, base_url: str = "") -> httpx.Client:
     client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=timeout)
 
     def as_a_browser(_response):
-        for cookie in client.cookies.jar:
+        jar = client.cookies.jar
+        for cookie in list(jar):
+            if cookie.domain == ".localhost":  # Domain=localhost (the hub with subdomain_host):
+                jar.clear(cookie.domain, cookie.path, cookie.name)  # Python never sends it back to
+                cookie.domain = "localhost.local"                   # localhost itself; browsers do
+                cookie.domain_specified = cookie.domain_initial_dot = False
+                jar.set_cookie(cookie)
             if cookie.domain in _LOOPBACK:
                 cookie.secure, cookie.version = False, 0
 
