@@ -40,6 +40,7 @@ ROUTERS: list[str] = [
     "dataset_service.governance.api:router",
     "dataset_service.web.pages:router",
     "dataset_service.web.audit:router",
+    "dataset_service.web.dac:router",
 ]
 
 

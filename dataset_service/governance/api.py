@@ -61,6 +61,8 @@ class RequestIn(Body):
     purpose: Text3
     intended_use: str = Field("", max_length=4000)
     duration_days: int = Field(ge=1, le=36500)
+    extends_grant_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                         description="ask for more time on this grant of the project")
 
 
 class ResubmitIn(Body):
@@ -107,6 +109,9 @@ def request_view(req: AccessRequest, gov: Governance) -> dict:
         "events": [{"actor": e.actor, "action": e.action, "detail": e.detail, "at": aware(e.at).isoformat()}
                    for e in req.events],
         "grant_id": req.grant.id if req.grant else None,
+        "extends_grant_id": req.extends_grant_id,
+        "rounds": [{"round": r.round, "purpose": r.purpose, "intended_use": r.intended_use,
+                    "duration_days": r.duration_days, "at": aware(r.at).isoformat()} for r in req.rounds],
         "approvals_required": gov.policy.approvals_required,
     }
 
@@ -132,7 +137,7 @@ def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEA
                    s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
     req = _run(gov.submit, s, requester=who.name, requester_projects=who.projects, dataset_id=body.dataset_id,
                project=body.project, purpose=body.purpose, intended_use=body.intended_use,
-               duration_days=body.duration_days)
+               duration_days=body.duration_days, extends_grant_id=body.extends_grant_id)
     return request_view(req, gov)
 
 

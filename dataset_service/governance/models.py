@@ -34,11 +34,30 @@ class AccessRequest(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # an extension asks for more time on a grant the project holds (the grant it extends)
+    extends_grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     votes: Mapped[list["Vote"]] = relationship(back_populates="request", cascade="all, delete-orphan",
                                                order_by="Vote.id")
     events: Mapped[list["RequestEvent"]] = relationship(back_populates="request", cascade="all, delete-orphan",
                                                         order_by="RequestEvent.id")
     grant: Mapped["Grant | None"] = relationship(back_populates="request", uselist=False)
+    rounds: Mapped[list["RequestRound"]] = relationship(back_populates="request", cascade="all, delete-orphan",
+                                                        order_by="RequestRound.round")
+
+
+class RequestRound(Base):
+    """What the requester submitted in each round (the committee compares rounds)."""
+
+    __tablename__ = "access_request_rounds"
+    __table_args__ = (UniqueConstraint("request_id", "round", name="uq_access_request_rounds"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(Text)
+    intended_use: Mapped[str] = mapped_column(Text, default="")
+    duration_days: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    request: Mapped[AccessRequest] = relationship(back_populates="rounds")
 
 
 class Vote(Base):

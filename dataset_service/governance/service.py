@@ -22,7 +22,7 @@ from insitu.trace import Action
 from ..models import Dataset
 from . import rules
 from .directory import HubDirectory
-from .models import AccessRequest, Grant, RequestEvent, SessionDataset, Vote, WorkSession
+from .models import AccessRequest, Grant, RequestEvent, RequestRound, SessionDataset, Vote, WorkSession
 from .rules import Decision, Policy, RequestState, RuleViolation, VoteRecord
 from .tracing import Tracing
 
@@ -92,7 +92,10 @@ class Governance:
 
     # --- requests -----------------------------------------------------------
     def submit(self, s: Session, *, requester: str, requester_projects: Iterable[str], dataset_id: str,
-               project: str, purpose: str, intended_use: str, duration_days: int) -> AccessRequest:
+               project: str, purpose: str, intended_use: str, duration_days: int,
+               extends_grant_id: int | None = None) -> AccessRequest:
+        """A new request; while the project holds a grant in force for the dataset only an extension of
+        that grant (``extends_grant_id``) may be asked for, and never while another request is pending."""
         ds = s.get(Dataset, dataset_id)
         rules.check_can_request(requester_projects=requester_projects, project=project,
                                 dataset_state=_state(ds) if ds else None)
@@ -104,17 +107,29 @@ class Governance:
             AccessRequest.state.in_(list(rules.PENDING)))).first()
         if pending is not None:
             raise RuleViolation(f"project {project!r} already has a pending request (#{pending.id}) for this dataset")
+        held = self.grants_in_force(s, projects=[project], dataset_ids=[dataset_id])
+        if extends_grant_id is None and held:
+            g = held[0][0]
+            raise RuleViolation(f"project {project!r} holds a grant for this dataset until "
+                                f"{aware(g.valid_until):%Y-%m-%d}: ask for an extension of grant #{g.id} instead")
+        if extends_grant_id is not None and extends_grant_id not in {g.id for g, _ in held}:
+            raise RuleViolation(f"grant #{extends_grant_id} is not a grant in force of project {project!r} "
+                                "for this dataset: only such a grant can be extended", 422)
         now = self.now()
         req = AccessRequest(dataset_id=dataset_id, project=project, requester=requester, purpose=purpose,
                             intended_use=intended_use, duration_days=duration_days, state=RequestState.submitted,
-                            round=1, created_at=now, updated_at=now)
+                            round=1, created_at=now, updated_at=now, extends_grant_id=extends_grant_id)
         s.add(req)
-        self._event(req, requester, "submitted", f"for {duration_days} days", now)
+        req.rounds.append(RequestRound(round=1, purpose=purpose, intended_use=intended_use,
+                                       duration_days=duration_days, at=now))
+        self._event(req, requester, "submitted",
+                    f"for {duration_days} days" + (f", to extend grant #{extends_grant_id}" if extends_grant_id
+                                                   else ""), now)
         s.flush()
         self.tracing.send(Action.REQUEST_ACCESS, user=requester, key=f"request:{req.id}:1",
                           dataset_ids=[dataset_id], digests={dataset_id: ds.merkle_root or ""},
                           details={"request_id": req.id, "project": project, "duration_days": duration_days,
-                                   "round": 1})
+                                   "round": 1, "extends_grant_id": extends_grant_id})
         return req
 
     def vote(self, s: Session, request_id: int, *, reviewer: str, reviewer_projects: Iterable[str],
@@ -202,6 +217,8 @@ class Governance:
         req.state = new_state
         req.round += 1
         req.updated_at = now
+        req.rounds.append(RequestRound(round=req.round, purpose=purpose, intended_use=intended_use,
+                                       duration_days=duration_days, at=now))
         self._event(req, actor, "resubmitted", f"round {req.round}, for {duration_days} days", now)
         s.flush()
         self.tracing.send(Action.REQUEST_ACCESS, user=actor, key=f"request:{req.id}:{req.round}",

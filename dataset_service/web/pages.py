@@ -192,19 +192,24 @@ def dataset_detail(dataset_id: str, request: Request, who: Identity | None = Dep
     from ..governance.api import history
 
     access = history(s, gov, ds.id) if sees_all else None
-    my = [r for r in views.my_requests(s, gov, who.name) if r["dataset_id"] == ds.id]
-    my_grants = [g for g in views.project_grants(s, gov, who.projects) if g["dataset_id"] == ds.id] \
-        if who.projects else []
-    return render(request, who, "dataset.html", ds=page, access=access, my_requests=my, my_grants=my_grants,
-                  can_request=who.has_role("researchers") and bool(who.projects) and page["requestable"],
-                  projects=sorted(who.projects), max_days=gov.policy.max_duration_days)
+    standing = views.project_standing(s, gov, ds.id, who.projects) if who.projects else {
+        "held": [], "pending": [], "free": []}
+    return render(request, who, "dataset.html", ds=page, access=access, standing=standing,
+                  can_request=who.has_role("researchers") and bool(standing["free"]) and page["requestable"],
+                  projects=standing["free"], max_days=gov.policy.max_duration_days,
+                  spawn_url=gov_spawn_url(request))
+
+
+def gov_spawn_url(request: Request) -> str:
+    """Where the hub starts a workspace (the hub serves it on the same origin as this service's pages)."""
+    return "/hub/spawn"
 
 
 @router.post("/datasets/{dataset_id}/request")
 def request_access(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
                    s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
                    csrf_token: str = Form(""), project: str = Form(""), purpose: str = Form(""),
-                   intended_use: str = Form(""), duration_days: str = Form("")):
+                   intended_use: str = Form(""), duration_days: str = Form(""), extends_grant_id: str = Form("")):
     who = checked_post(request, who, ("researchers",), csrf_token)
     if isinstance(who, Response):
         return who
@@ -212,7 +217,8 @@ def request_access(dataset_id: str, request: Request, who: Identity | None = Dep
     try:
         gov.submit(s, requester=who.name, requester_projects=who.projects, dataset_id=dataset_id[:64],
                    project=project, purpose=purpose, intended_use=intended_use,
-                   duration_days=_int(duration_days, "the duration"))
+                   duration_days=_int(duration_days, "the duration"),
+                   extends_grant_id=_int(extends_grant_id, "the grant") if extends_grant_id else None)
     except GOVERNANCE_ERRORS as e:
         s.rollback()
         return refused(request, who, e, back)
@@ -283,7 +289,7 @@ def dac_page(request: Request, who: Identity | None = Depends(optional_identity)
         return who
     gov.expire_stale_requests(s)
     return render(request, who, "dac.html", q=views.dac_queue(s, gov), quorum=gov.policy.approvals_required,
-                  my_projects=who.projects)
+                  my_projects=who.projects, form_error=None)
 
 
 @router.post("/dac/requests/{request_id}/review")
@@ -294,6 +300,10 @@ def review(request_id: int, request: Request, who: Identity | None = Depends(opt
     if isinstance(who, Response):
         return who
     back = f"{_prefix(request)}/dac"
+    if decision in ("reject", "changes") and len(reason.strip()) < 3:  # shown in the form, not on its own page
+        return dac_form_error(request, who, s, gov, request_id, reason,
+                              "Say why: a reason of at least 3 characters is required to "
+                              + ("reject." if decision == "reject" else "ask for changes."))
     try:
         if decision == "changes":
             gov.request_changes(s, request_id, reviewer=who.name, reviewer_projects=who.projects, reason=reason)
@@ -308,6 +318,14 @@ def review(request_id: int, request: Request, who: Identity | None = Depends(opt
         s.rollback()
         return refused(request, who, e, back)
     return done(request, "/dac", notice)
+
+
+def dac_form_error(request: Request, who: Identity, s: Session, gov: Governance, request_id: int, text: str,
+                   reason: str) -> HTMLResponse:
+    """The committee page again, with the reason next to the request's form and what was typed kept (422)."""
+    return render(request, who, "dac.html", status=422, q=views.dac_queue(s, gov),
+                  quorum=gov.policy.approvals_required, my_projects=who.projects,
+                  form_error={"request_id": request_id, "reason": reason, "text": text[:4000]})
 
 
 @router.post("/dac/grants/{grant_id}/revoke")

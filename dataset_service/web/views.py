@@ -13,6 +13,7 @@ from ..governance.models import AccessRequest, Grant
 from ..governance.rules import PENDING, REQUESTABLE_DATASET_STATES, RequestState
 from ..governance.service import Governance, aware
 from ..models import Dataset, DatasetEvent, DatasetStudy, Study, Subject
+from . import history
 
 CATALOGUE_STATES = ("released", "published")
 FACETS = ("modality", "body_part", "cancer_type", "license")
@@ -148,7 +149,16 @@ def request_row(r: AccessRequest, gov: Governance, names: dict[str, str]) -> dic
         "events": [{"actor": e.actor, "action": e.action, "detail": e.detail, "at": aware(e.at)} for e in r.events],
         "pending": r.state in PENDING, "waiting_for_requester": r.state == RequestState.changes_requested,
         "grant_id": r.grant.id if r.grant else None,
+        "extends_grant_id": r.extends_grant_id,
+        "decision_reason": "" if r.state in PENDING else history.decision_reason(r),
+        # from round 2 on: what the committee asked for last round, and what the requester changed
+        "last_round": _last_round(r) if r.round > 1 else None,
     }
+
+
+def _last_round(r: AccessRequest) -> dict:
+    rounds = history.rounds_of(r)
+    return {"asked": rounds[-2]["changes_asked"] if len(rounds) > 1 else [], "diff": rounds[-1]["diff"]}
 
 
 def grant_row(g: Grant, gov: Governance, names: dict[str, str]) -> dict:
@@ -177,6 +187,22 @@ def project_grants(s: Session, gov: Governance, projects) -> list[dict]:
     names = dataset_names(s)
     rows = s.scalars(select(Grant).where(Grant.project.in_(sorted(projects))).order_by(Grant.valid_until.desc()))
     return [grant_row(g, gov, names) for g in rows]
+
+
+def project_standing(s: Session, gov: Governance, dataset_id: str, projects) -> dict:
+    """For the dataset page: per project of the user, a grant in force, a pending request, or nothing yet."""
+    names = dataset_names(s)
+    held = {}
+    for g, _d in gov.grants_in_force(s, projects=sorted(projects), dataset_ids=[dataset_id]):
+        held.setdefault(g.project, grant_row(g, gov, names))
+    pend = {}
+    for r in s.scalars(select(AccessRequest).where(AccessRequest.dataset_id == dataset_id,
+                                                   AccessRequest.project.in_(sorted(projects)),
+                                                   AccessRequest.state.in_(list(PENDING)))
+                       .order_by(AccessRequest.id)):
+        pend.setdefault(r.project, request_row(r, gov, names))
+    return {"held": [held[p] for p in sorted(held)], "pending": [pend[p] for p in sorted(pend)],
+            "free": [p for p in sorted(projects) if p not in held and p not in pend]}
 
 
 def dac_queue(s: Session, gov: Governance) -> dict:

@@ -20,6 +20,23 @@ def st(governance_stack):
     return governance_stack
 
 
+@pytest.fixture(autouse=True)
+def _end_new_grants(governance_stack):
+    """The stack is shared by every module: grants this test made end with it (test clean-up), so tests
+    that count a user's usable datasets elsewhere are not affected."""
+    st = governance_stack
+    before = st.sql("select coalesce(max(id), 0) from access_grants")[0][0]
+    open_before = {r[0] for r in st.sql("select id from work_sessions where closed_at is null")}
+    yield
+    st.sql("update access_grants set revoked_at = :now, revoked_by = 'test-cleanup', revoke_reason = 'test ended' "
+           "where id > :b and revoked_at is null", now=__import__("datetime").datetime.now(
+               __import__("datetime").timezone.utc), b=before)
+    for (sid,) in st.sql("select id from work_sessions where closed_at is null"):
+        if sid not in open_before:
+            st.sql("update work_sessions set closed_at = :now where id = :i", i=sid,
+                   now=__import__("datetime").datetime.now(__import__("datetime").timezone.utc))
+
+
 def session_of(st, ds, user="alice", project="lung") -> str:
     r = open_session(st, user, project, [ds])
     assert r.status_code == 201, r.text

@@ -113,7 +113,10 @@ def test_request_approve_grant_revoke(browser, governance_stack, catalogue):
         if i == 0:
             shot(p, "04-dac-queue")
         item = p.locator(f"#request-{rid}")
-        item.locator("textarea[name=reason]").fill("Proportionate to the purpose." if i else "")
+        if i == 0:  # reject without a reason: the browser's own form check stops it, nothing is sent
+            item.get_by_role("button", name="Reject").click()
+            assert p.url.endswith("/dac") and item.locator(f"#objection-{rid}:invalid").count() == 1
+        item.locator(f"#reason-{rid}").fill("Proportionate to the purpose." if i else "")
         item.get_by_role("button", name="Approve").click()
         p.wait_for_url(re.compile(r".*/dac\?notice=voted"))
         if i == 0:
@@ -128,6 +131,14 @@ def test_request_approve_grant_revoke(browser, governance_stack, catalogue):
     page.goto(st.public + "/my/requests")
     assert "approved" in page.locator(f"#request-{rid}").inner_text().lower()
     shot(page, "05b-my-requests-decided")
+    page.locator(f"#request-{rid}").get_by_role("link", name=f"#{rid}").click()  # the request's own page
+    page.wait_for_url(re.compile(rf".*/requests/{rid}$"))
+    assert "Proportionate to the purpose." in page.locator("#round-1").inner_text()
+    shot(page, "05c-request-history")
+    # the dataset page now says the project holds it, instead of offering a second request
+    page.goto(st.public + f"/datasets/{lung}")
+    assert "holds a grant until" in page.locator("#held-lung").inner_text()
+    assert page.get_by_text("Ask for an extension").count() >= 1 and page.locator("#purpose").count() == 0
     with st.api("insitu-hub") as api:
         assert lung in [x["dataset_id"] for x in api.get("/api/users/alice/usable-datasets").json()]
 
@@ -136,8 +147,13 @@ def test_request_approve_grant_revoke(browser, governance_stack, catalogue):
     p.goto(st.public + "/dac")
     grant_row = p.locator("#active-grants tr").filter(has_text="LUNG1 radiomics cohort")
     shot(p, "06-dac-grants")
-    grant_row.locator("input[name=reason]").fill("Ethics approval withdrawn")
-    grant_row.get_by_role("button", name="Revoke").click()
+    grant_row.get_by_role("link", name="Revoke…").click()  # first a page that says what it ends
+    p.wait_for_url(re.compile(r".*/dac/grants/\d+/revoke$"))
+    assert p.get_by_role("heading", name=re.compile("Revoke project lung")).is_visible()
+    assert "nothing is stopped" in p.locator("#stops").inner_text()
+    shot(p, "06b-revoke-confirm")
+    p.fill("#reason", "Ethics approval withdrawn")
+    p.get_by_role("button", name="Revoke").click()
     p.wait_for_url(re.compile(r".*/dac\?notice=revoked"))
     assert p.locator("#active-grants tr").filter(has_text="LUNG1 radiomics cohort").count() == 0
     c.close()
