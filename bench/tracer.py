@@ -49,22 +49,23 @@ def serve(port: int) -> None:
     if os.environ.get("SWITCH"):
         sys.setswitchinterval(float(os.environ["SWITCH"]))
 
-    from hub.identity import HubAuth, HubAuthConfig, Identity
+    from insitu.identity import HubAuthConfig, Identity, ServiceAuth
     from tracer.app import create_app
     from tracer.settings import TracerSettings
 
-    class BenchAuth(HubAuth):
-        """Stand-in for the hub: two fixed tokens."""
+    class BenchAuth(ServiceAuth):
+        """Stand-in for the hub: two fixed tokens, both with the tracer's access scope."""
 
         async def resolve(self, token):
+            scopes = frozenset({"access:services!service=tracer"})
             if token == SERVICE_TOKEN:
-                return Identity("dataset-service", "service")
+                return Identity("dataset-service", "service", scopes=scopes)
             if token == AUDITOR_TOKEN:
-                return Identity("audrey", "user", frozenset({"auditors"}))
+                return Identity("audrey", "user", frozenset({"auditors"}), scopes=scopes)
             return None
 
     app = create_app(TracerSettings())
-    app.state.hub_auth = BenchAuth(HubAuthConfig(api_url="http://127.0.0.1:1/unused"))
+    app.state.hub_auth = BenchAuth(HubAuthConfig(api_url="http://127.0.0.1:1/unused", service_name="tracer"))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -147,7 +147,7 @@ class HubAuthConfig:
             self.cookie_secure = self.public_hub_url.lower().startswith("https://")
 
     @classmethod
-    def from_env(cls, **overrides) -> "HubAuthConfig":
+    def from_env(cls, default_service_name: str = "", **overrides) -> "HubAuthConfig":
         import json
 
         env = os.environ
@@ -155,7 +155,7 @@ class HubAuthConfig:
         values = dict(
             api_url=env.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
             api_token=env.get("JUPYTERHUB_API_TOKEN", ""),
-            service_name=env.get("JUPYTERHUB_SERVICE_NAME", ""),
+            service_name=env.get("JUPYTERHUB_SERVICE_NAME") or default_service_name,
             client_id=env.get("JUPYTERHUB_CLIENT_ID", ""),
             oauth_callback_url=env.get("JUPYTERHUB_OAUTH_CALLBACK_URL", ""),
             service_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX", "/"),

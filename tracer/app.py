@@ -146,7 +146,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
                   openapi_url=f"{settings.service_prefix}/openapi.json")
     app.state.settings, app.state.store, app.state.batcher, app.state.metrics = settings, store, batcher, metrics
     install_hub_auth(app, hub_auth or HubAuthConfig.from_env(
-        api_url=settings.hub_api_url or None, service_name=SERVICE_TRACER, service_prefix=settings.service_prefix))
+        api_url=settings.hub_api_url or None, default_service_name=SERVICE_TRACER, service_prefix=settings.service_prefix))
 
     writers = require_service(*settings.writer_services)
     auditors = require_roles("auditors")

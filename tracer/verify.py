@@ -10,7 +10,7 @@ recomputed and every claim about the chain is read from the chain:
 2. every ``Anchored`` event of the contract, in order: batch numbers 0, 1, ...,
    the first batch starts at sequence 1, each starts right after the previous
    one and names the previous root (the chain of anchors has no gap);
-3. for each trace: canonical JSON (``tracer.schema``) → leaf hash → Merkle
+3. for each trace: canonical JSON (``insitu.trace``) → leaf hash → Merkle
    proof at position ``seq - first_seq`` in a tree of the batch's size →
    root, which must equal the root of the chain's event for that batch;
 4. completeness of the file (unless ``partial``): sequence numbers contiguous,

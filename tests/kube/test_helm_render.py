@@ -111,10 +111,12 @@ def _dataset_service_settings():
 def _tracer_settings():
     from dataclasses import asdict
 
-    from hub.identity import HubAuthConfig
+    from insitu.identity import HubAuthConfig
+    from insitu.names import SERVICE_TRACER
     from tracer.settings import TracerSettings
 
-    return (TracerSettings().model_dump(), asdict(HubAuthConfig.from_env()))
+    # as tracer.app.create_app reads it: the service's own name, the rest from the environment
+    return (TracerSettings().model_dump(), asdict(HubAuthConfig.from_env(default_service_name=SERVICE_TRACER)))
 
 
 def _hub_settings():
