@@ -94,10 +94,12 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
     writable = []
     for m in plan.mounts:
         if m.kind == "lake":
-            assert m.read_only
+            if not m.read_only:  # a real check: asserts vanish under python -O
+                raise WorkspaceRefused("the lake must be mounted read-only")
             mounts.append({"name": "lake", "mountPath": m.target, "readOnly": True})
         elif m.kind == "dataset":
-            assert m.read_only and m.dataset_id
+            if not (m.read_only and m.dataset_id):
+                raise WorkspaceRefused(f"dataset mount {m.target!r} must be read-only and name its dataset")
             mounts.append({"name": "datasets", "mountPath": m.target, "subPath": m.dataset_id, "readOnly": True})
         elif m.kind == "home":
             writable.append(m)

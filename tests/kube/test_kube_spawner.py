@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,8 @@ from hub import preflight
 from hub.kube import InsituKubeSpawner, pod_manifest_dict, render_plan, KubeOptions
 from hub.plan import GrantedDataset, PlanSettings, build_plan, derive_uid
 from hub.spawner_base import WorkspaceRefused
+
+REPO = Path(__file__).resolve().parents[2]
 
 GOLDEN = Path(__file__).parent / "golden"
 K8S_VERSION = "1.33.0"
@@ -216,8 +220,24 @@ def test_render_refuses_a_plan_with_a_writable_data_mount():
 
     plan = build_plan("alice", "lung1", GRANTED, ["ds-lung-ct-v1"], "notebook-cpu", SETTINGS, session_id="s-1")
     bad = dataclasses.replace(plan, mounts=tuple(dataclasses.replace(m, read_only=False) if m.kind == "lake" else m for m in plan.mounts))
-    with pytest.raises((WorkspaceRefused, AssertionError)):
+    with pytest.raises(WorkspaceRefused, match="lake must be mounted read-only"):
         render_plan(bad, KubeOptions())
+    writable_dataset = dataclasses.replace(plan, mounts=tuple(
+        dataclasses.replace(m, read_only=False) if m.kind == "dataset" else m for m in plan.mounts))
+    with pytest.raises(WorkspaceRefused, match="must be read-only"):
+        render_plan(writable_dataset, KubeOptions())
+
+
+def test_render_refuses_a_writable_data_mount_under_python_O():
+    """The check holds where asserts are stripped."""
+    code = ("import dataclasses, sys; sys.path.insert(0, 'tests/kube'); "
+            "from test_kube_spawner import build_plan, GRANTED, SETTINGS, render_plan, KubeOptions, WorkspaceRefused\n"
+            "plan = build_plan('alice', 'lung1', GRANTED, ['ds-lung-ct-v1'], 'notebook-cpu', SETTINGS, session_id='s-1')\n"
+            "bad = dataclasses.replace(plan, mounts=tuple(dataclasses.replace(m, read_only=False) if m.kind == 'lake' "
+            "else m for m in plan.mounts))\n"
+            "try:\n    render_plan(bad, KubeOptions())\nexcept WorkspaceRefused:\n    sys.exit(0)\nsys.exit(3)\n")
+    r = subprocess.run([sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 # --- forged options: refused before any manifest is built ------------------------
