@@ -131,6 +131,23 @@ class InsituHub(Configurable):
     def _chain_port_default(self):
         return _env("chain_port", 8545)
 
+    subdomain_host = Unicode(
+        config=True,
+        help="""Public origin of the hub, with per-user and per-service origins below it
+        (JupyterHub's ``subdomain_host``): user ``alice`` at ``alice.<host>``, the
+        dataset service at ``dataset-service--service.<host>``, so that nothing a
+        workspace serves shares an origin with the hub, a service or another user.
+        Embedded default: ``http://localhost:<hub_port>`` (browsers resolve
+        ``*.localhost`` to loopback themselves; glibc does with ``myhostname`` in
+        /etc/nsswitch.conf). Empty: one origin for everything (not recommended).
+        On Kubernetes: the public https origin, with a wildcard DNS name and
+        certificate.""",
+    )
+
+    @default("subdomain_host")
+    def _subdomain_host_default(self):
+        return _env("subdomain_host", f"http://localhost:{self.hub_port}" if self.mode == "embedded" else "")
+
     dataset_service_url = Unicode(
         config=True,
         help="""URL of the dataset service. Embedded: the managed service at
@@ -241,6 +258,26 @@ class InsituHub(Configurable):
         return [str(Path(self.root) / "node_modules" / ".bin" / "configurable-http-proxy")]
 
 
+def public_url(settings: InsituHub) -> str:
+    """The hub's public origin (what a browser opens)."""
+    return (settings.subdomain_host or f"http://{settings.hub_ip}:{settings.hub_port}").rstrip("/")
+
+
+def origin_of(settings: InsituHub, name: str, kind: str = "user") -> str:
+    """The public origin of user ``name`` (``kind="user"``) or service ``name``
+    (``kind="service"``): JupyterHub's own subdomain rule; the hub's origin
+    without ``subdomain_host``."""
+    from urllib.parse import urlparse
+
+    from jupyterhub.utils import subdomain_hook_idna
+
+    if not settings.subdomain_host:
+        return public_url(settings)
+    u = urlparse(settings.subdomain_host)
+    host = subdomain_hook_idna(name, u.hostname, kind)
+    return f"{u.scheme}://{host}" + (f":{u.port}" if u.port else "")
+
+
 def ensure_secrets(settings: InsituHub) -> dict[str, str]:
     """Create (once) and return the service API tokens of the embedded default.
 
@@ -314,6 +351,11 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         "PYTHONPATH": root,
         "PATH": f"{Path(py).parent}:{Path(root) / 'node_modules' / '.bin'}:/usr/local/bin:/usr/bin:/bin",
     }
+    if settings.subdomain_host:
+        # the services send browsers to the hub's own origin to log in (JupyterHub's
+        # JUPYTERHUB_PUBLIC_HUB_URL carries the /hub/ prefix as well)
+        common_env = dict(common_env, JUPYTERHUB_PUBLIC_HUB_URL=public_url(settings),
+                          INSITU_PUBLIC_HUB_URL=public_url(settings))
     ds_env = dict(
         common_env,
         INSITU_LAKE_DIR=settings.path("lake"),
@@ -395,6 +437,9 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
 #: owner reaches it). Reading one's own tokens stays, so they can be seen.
 USER_SCOPES = ["read:users!user", "users:activity!user", "servers!user", "access:servers!user",
                "read:tokens!user"]
+#: Roles whose members may create API tokens for themselves (scripts against the services'
+#: APIs: data management, reviews, audits). Researchers are not among them.
+TOKEN_GROUPS = ["data-managers", "dac", "auditors", "admins"]
 
 
 def role_definitions() -> list[dict]:
@@ -405,6 +450,8 @@ def role_definitions() -> list[dict]:
         # ``self`` without ``tokens``
         {"name": "user", "scopes": USER_SCOPES + [f"access:services!service={SERVICE_DATASET}",
                                                   f"access:services!service={SERVICE_TRACER}"]},
+        {"name": "insitu-api-tokens", "description": "Create API tokens for oneself (not researchers)",
+         "scopes": ["tokens!user"], "groups": list(TOKEN_GROUPS)},
         {
             "name": "insitu-dataset-service",
             "description": "Read who is who: users and their groups",
@@ -442,6 +489,10 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
     if settings.mode == "embedded":
         # on Kubernetes the z2jh chart binds the hub, its database and the proxy
         c.JupyterHub.bind_url = f"http://{settings.hub_ip}:{settings.hub_port}"
+    if settings.subdomain_host:
+        # per-user and per-service origins (issue 11, item 1)
+        c.JupyterHub.subdomain_host = settings.subdomain_host
+    if settings.mode == "embedded":
         if settings.hub_api_port:
             c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_api_port}"
         db_dir.mkdir(parents=True, exist_ok=True)
@@ -457,7 +508,9 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
         c.ConfigurableHTTPProxy.auth_token = tokens["proxy"]
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.services = service_definitions(settings, tokens)
-    c.JupyterHub.load_roles = role_definitions()
+    # the admission service (Kyverno's token) exists on Kubernetes only
+    c.JupyterHub.load_roles = [r for r in role_definitions()
+                               if settings.mode == "kubernetes" or SERVICE_ADMISSION not in r.get("services", [])]
     c.JupyterHub.spawner_class = settings.spawner_class
     # the spawners' dataset session (hub.spawner_base.DatasetSessionMixin)
     c.Spawner.dataset_service_url = settings.dataset_service_url.rstrip("/") + "/services/" + SERVICE_DATASET

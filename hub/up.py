@@ -36,7 +36,8 @@ from pathlib import Path
 import httpx
 
 from hub.auth import write_users_file
-from hub.config import InsituHub, ensure_secrets
+from hub.config import InsituHub, ensure_secrets, origin_of
+from hub.config import public_url as config_public_url
 
 DEMO_PROJECT = "lung"
 # user → (groups, what they do in the demo)
@@ -124,25 +125,33 @@ def start_hub(settings: InsituHub) -> subprocess.Popen:
 
 
 def public_url(settings: InsituHub) -> str:
-    return f"http://{settings.hub_ip}:{settings.hub_port}"
+    """The hub's public origin: ``subdomain_host`` (per-user and per-service origins) when set."""
+    return config_public_url(settings)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+def service_url(settings: InsituHub, name: str) -> str:
+    """A service's public root, on its own origin (``hub.config.origin_of``)."""
+    return origin_of(settings, name, "service") + f"/services/{name}"
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180, settings: InsituHub | None = None) -> None:
     """Until the hub, the dataset service and the tracer answer through the proxy."""
     # public routes only (the tracer's /health answers platform services only)
-    checks = ["/hub/api/", "/services/dataset-service/api/public/datasets", "/services/tracer/openapi.json"]
+    settings = settings or InsituHub()
+    checks = [url + "/hub/api/", service_url(settings, "dataset-service") + "/api/public/datasets",
+              service_url(settings, "tracer") + "/openapi.json"]
     deadline = time.monotonic() + timeout
     for path in checks:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"jupyterhub exited with status {proc.returncode}")
             try:
-                if httpx.get(url + path, timeout=5).status_code == 200:
+                if httpx.get(path, timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url}{path} did not answer within {timeout:.0f} s")
+                raise RuntimeError(f"{path} did not answer within {timeout:.0f} s")
             time.sleep(0.5)
 
 
@@ -150,7 +159,11 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 class DemoUser:
     """A demo user logged in through the hub's login form, with a short-lived API token."""
 
-    def __init__(self, url: str, name: str, password: str):
+    def __init__(self, url: str, name: str, password: str, *, api_url: str | None = None,
+                 issuer: "DemoUser | None" = None):
+        """``url``: the hub's origin; ``api_url``: the dataset service's root (its own origin);
+        ``issuer``: the session that creates the token (researchers create no API tokens
+        themselves: an administrator's session makes theirs)."""
         self.url, self.name = url, name
         if os.environ.get("INSITU_AUTHENTICATOR") == "keycloak":  # python -m hub up --keycloak
             from hub.keycloak_dev import browser_client, login
@@ -158,7 +171,8 @@ class DemoUser:
             self.web = browser_client(base_url=url)
             _, r = login(self.web, url, name, password)
         else:
-            self.web = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
+            self.web = httpx.Client(base_url=url, timeout=60, follow_redirects=False,
+                                event_hooks={"response": [self._keep_session_cookie]})
             r = self.web.get("/hub/login")
             r.raise_for_status()
             m = re.search(r'name="_xsrf"\s+value="([^"]+)"', r.text)
@@ -172,13 +186,28 @@ class DemoUser:
         if not m:
             raise RuntimeError(f"demo login of {name}: no XSRF token on /hub/home (HTTP {page.status_code})")
         self.xsrf = m.group(1)
-        r = self.web.post(f"/hub/api/users/{name}/tokens", headers={"X-XSRFToken": self.xsrf},
-                          json={"note": "make up: demo set-up", "expires_in": 900})
+        self.issuer = issuer or self
+        r = self.issuer.web.post(f"/hub/api/users/{name}/tokens", headers={"X-XSRFToken": self.issuer.xsrf},
+                                 json={"note": "make up: demo set-up", "expires_in": 900})
         if r.status_code != 201:
             raise RuntimeError(f"token for {name}: HTTP {r.status_code} {r.text[:200]}")
         self.token, self.token_id = r.json()["token"], r.json()["id"]
-        self.api = httpx.Client(base_url=url + "/services/dataset-service", timeout=60,
+        self.api = httpx.Client(base_url=api_url or url + "/services/dataset-service", timeout=60,
                                 headers={"Authorization": f"token {self.token}"})
+
+    def _keep_session_cookie(self, response: httpx.Response) -> None:
+        """With ``subdomain_host`` the hub sets ``jupyterhub-session-id`` for the whole domain
+        (``Domain=localhost``); Python's cookie jar files a dotless host under ``<host>.local`` and
+        would never send that cookie back to the hub (a new session, and a new XSRF token, on
+        every request). Keep it as the hub host's own cookie too, as a browser does."""
+        from urllib.parse import urlparse
+
+        host = urlparse(self.url).hostname or ""
+        for header in response.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            if name.strip() == "jupyterhub-session-id":
+                value = rest.split(";", 1)[0]
+                self.web.cookies.set(name.strip(), value, domain=host if "." in host else host + ".local", path="/")
 
     def call(self, method: str, path: str, ok=(200, 201, 202), **kw) -> dict | list:
         r = self.api.request(method, path, **kw)
@@ -187,7 +216,8 @@ class DemoUser:
         return r.json() if r.content else {}
 
     def close(self) -> None:
-        self.web.delete(f"/hub/api/users/{self.name}/tokens/{self.token_id}", headers={"X-XSRFToken": self.xsrf})
+        self.issuer.web.delete(f"/hub/api/users/{self.name}/tokens/{self.token_id}",
+                               headers={"X-XSRFToken": self.issuer.xsrf})
         self.api.close()
         self.web.close()
 
@@ -211,8 +241,10 @@ def bootstrap_demo(settings: InsituHub, url: str, logins: dict[str, str]) -> dic
         return demo
     users = {}
     try:
+        api = service_url(settings, "dataset-service")
+        users["admin"] = DemoUser(url, "admin", logins["admin"], api_url=api)
         for name in ("dora", "alice", "dac1", "dac2"):
-            users[name] = DemoUser(url, name, logins[name])
+            users[name] = DemoUser(url, name, logins[name], api_url=api, issuer=users["admin"])
         dora, alice = users["dora"], users["alice"]
         say("indexing the lake (as dora, data manager)")
         run = dora.call("POST", "/api/index-runs", json={})
@@ -249,7 +281,7 @@ def bootstrap_demo(settings: InsituHub, url: str, logins: dict[str, str]) -> dic
         marker.write_text(json.dumps(demo, indent=1) + "\n")
         return demo
     finally:
-        for u in users.values():
+        for u in reversed(list(users.values())):  # the issuer (admin) last
             try:
                 u.close()
             except httpx.HTTPError:
@@ -300,7 +332,7 @@ def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12, keycl
         say(f"starting JupyterHub on {public_url(settings)} (log: {settings.path('log', 'jupyterhub.log')})")
         proc = start_hub(settings)
         url = public_url(settings)
-        wait_ready(url, proc)
+        wait_ready(url, proc, settings=settings)
         content = bootstrap_demo(settings, url, logins) if demo else None
         print(banner(url, logins, content, settings), flush=True)
         (Path(settings.path("run")) / "up.ready").write_text(url + "\n")

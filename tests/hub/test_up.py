@@ -66,7 +66,10 @@ class Up:
         self.env = dict(os.environ, INSITU_HUB_API_PORT=str(base + 1), INSITU_PROXY_API_PORT=str(base + 2),
                         INSITU_DATASET_SERVICE_PORT=str(base + 3), INSITU_TRACER_PORT=str(base + 4),
                         INSITU_CHAIN_PORT=str(base + 5), INSITU_RECONCILE_INTERVAL="10")
-        self.url = f"http://127.0.0.1:{base}"
+        # per-user and per-service origins below the hub's (hub.config.subdomain_host)
+        self.url = f"http://localhost:{base}"
+        self.ds = f"http://dataset-service--service.localhost:{base}/services/dataset-service"
+        self.tracer = f"http://tracer--service.localhost:{base}/services/tracer"
         self.out = var.parent / f"up-{base}.log"
 
     def start(self, timeout: float = 420) -> str:
@@ -109,8 +112,8 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _traces(url: str, auditor: DemoUser, **params) -> list[dict]:
-    r = httpx.get(url + "/services/tracer/traces", params=params, timeout=30,
+def _traces(tracer: str, auditor: DemoUser, **params) -> list[dict]:
+    r = httpx.get(tracer + "/traces", params=params, timeout=30,
                   headers={"Authorization": f"token {auditor.token}"})
     assert r.status_code == 200, r.text
     return r.json()["traces"]
@@ -127,12 +130,14 @@ def test_make_up_end_to_end(tmp_path):
             assert f"{name:<7} {pw}" in banner  # every demo login is printed
         granted, other = demo["granted_dataset"], [d for d in demo["datasets"] if d != demo["granted_dataset"]][0]
 
-        alice = DemoUser(up.url, "alice", logins["alice"])
+        # researchers create no API tokens themselves: the administrator's session makes theirs
+        admin = DemoUser(up.url, "admin", logins["admin"], api_url=up.ds)
+        alice = DemoUser(up.url, "alice", logins["alice"], api_url=up.ds, issuer=admin)
         model = httpx.get(up.url + "/hub/api/user", headers={"Authorization": f"token {alice.token}"}).json()
         assert sorted(model["groups"]) == ["project-lung", "researchers"]
 
         # the dataset service's pages log the browser in through the hub's OAuth
-        page = alice.web.get("/services/dataset-service/", follow_redirects=True)
+        page = alice.web.get(up.ds + "/", follow_redirects=True)
         assert page.status_code == 200, page.text[:300]
         assert page.url.path == "/services/dataset-service/" and "Demo cohort A" in page.text
 
@@ -160,19 +165,20 @@ def test_make_up_end_to_end(tmp_path):
             time.sleep(0.5)
         assert srv and srv.get("ready"), up.hub_log()
         assert srv["user_options"]["dataset_ids"] == [granted]
-        r = httpx.get(up.url + "/user/alice/api/status", headers={"Authorization": f"token {alice.token}"})
+        r = httpx.get(up.url.replace("//localhost", "//alice.localhost") + "/user/alice/api/status",
+                      headers={"Authorization": f"token {alice.token}"})
         assert r.status_code == 200
 
-        audrey = DemoUser(up.url, "audrey", logins["audrey"])
-        assert _traces(up.url, audrey, action="USE_DATASETS", dataset=granted)
+        audrey = DemoUser(up.url, "audrey", logins["audrey"], api_url=up.ds)
+        assert _traces(up.tracer, audrey, action="USE_DATASETS", dataset=granted)
         # the tracer's auditor pages log the browser in through the hub too; a researcher is refused
-        page = audrey.web.get("/services/tracer/", params={"action": "USE_DATASETS"}, follow_redirects=True)
+        page = audrey.web.get(up.tracer + "/", params={"action": "USE_DATASETS"}, follow_redirects=True)
         assert page.status_code == 200 and page.url.path == "/services/tracer/", page.text[:500]
         assert "USE_DATASETS" in page.text and granted in page.text
-        assert alice.web.get("/services/tracer/", follow_redirects=True).status_code == 403
+        assert alice.web.get(up.tracer + "/", follow_redirects=True).status_code == 403
 
         # revocation: stopped within a minute, session closed, traced
-        dac1 = DemoUser(up.url, "dac1", logins["dac1"])
+        dac1 = DemoUser(up.url, "dac1", logins["dac1"], api_url=up.ds)
         dac1.call("POST", f"/api/grants/{demo['grant_id']}/revoke", json={"reason": "end-to-end test"})
         t0 = time.monotonic()
         while time.monotonic() - t0 < 60:
@@ -182,11 +188,11 @@ def test_make_up_end_to_end(tmp_path):
             time.sleep(1)
         assert not m.get("servers"), f"still running after {time.monotonic() - t0:.0f} s"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _traces(up.url, audrey, action="END_SESSION", dataset=granted):
+        while time.monotonic() < deadline and not _traces(up.tracer, audrey, action="END_SESSION", dataset=granted):
             time.sleep(1)
-        assert _traces(up.url, audrey, action="END_SESSION", dataset=granted)
-        assert _traces(up.url, audrey, action="REVOKE_ACCESS", dataset=granted)
-        for u in (alice, audrey, dac1):
+        assert _traces(up.tracer, audrey, action="END_SESSION", dataset=granted)
+        assert _traces(up.tracer, audrey, action="REVOKE_ACCESS", dataset=granted)
+        for u in (alice, audrey, dac1, admin):
             u.close()
     finally:
         rc = up.stop()
@@ -201,7 +207,9 @@ def test_make_up_end_to_end(tmp_path):
     try:
         assert "reusing the lake" in text and "reusing the demo content" in text
         assert json.loads((var / "secrets" / "demo-logins.json").read_text()) == logins
-        bob = DemoUser(again.url, "bob", logins["bob"])
+        admin = DemoUser(again.url, "admin", logins["admin"], api_url=again.ds)
+        bob = DemoUser(again.url, "bob", logins["bob"], api_url=again.ds, issuer=admin)
         bob.close()
+        admin.close()
     finally:
         assert again.stop() == 0

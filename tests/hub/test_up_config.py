@@ -74,8 +74,25 @@ def test_roles_are_least_privilege():
     # only insitu-hub may stop servers, and it may not create tokens or users
     assert "admin:servers" in roles["insitu-hub"]["scopes"]
     assert not {"admin:users", "tokens", "users"} & set(roles["insitu-hub"]["scopes"])
-    assert set(roles["user"]["scopes"]) == {"self", "access:services!service=dataset-service",
-                                            "access:services!service=tracer"}
+    # a user reaches their own servers and the two services, and creates no API token (issue 11, item 3)
+    user = set(roles["user"]["scopes"])
+    assert {"access:servers!user", "servers!user", "access:services!service=dataset-service",
+            "access:services!service=tracer"} <= user
+    assert not {"self", "tokens", "tokens!user", "users:shares!user", "access:servers"} & user
+    assert roles["insitu-api-tokens"]["scopes"] == ["tokens!user"]
+    assert "researchers" not in roles["insitu-api-tokens"]["groups"]
+
+
+def test_per_user_and_per_service_origins():
+    from hub.config import InsituHub, origin_of
+
+    s = InsituHub(hub_port=8123, var_dir="/nonexistent-insitu-var")
+    assert s.subdomain_host == "http://localhost:8123"
+    assert origin_of(s, "alice") == "http://alice.localhost:8123"
+    # JupyterHub's own rule: services get a suffix no user name can produce
+    assert origin_of(s, "dataset-service", "service") == "http://dataset-service--service.localhost:8123"
+    assert origin_of(s, "tracer", "service") != origin_of(s, "tracer")
+    assert InsituHub(mode="kubernetes").subdomain_host == ""
 
 
 def test_secrets_are_private_and_reused(tmp_path):
