@@ -138,6 +138,8 @@ class DevKeycloak:
             "JAVA_HOME": java,
             "KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
+            # Java 24+: jboss-threads resets thread locals through java.lang internals
+            "JAVA_OPTS_APPEND": "--add-opens=java.base/java.lang=ALL-UNNAMED",
         })
         cmd = [str(home / "bin" / "kc.sh"), "start-dev", "--db=dev-mem", "--http-host=127.0.0.1",
                f"--http-port={self.port}", "--hostname-strict=false", "--log-level=WARN,org.keycloak.services:INFO"]

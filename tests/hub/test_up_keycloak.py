@@ -76,6 +76,7 @@ def test_the_reconciler_reads_keycloak_with_the_environment_up_sets(up_hub):
 
 @pytest.mark.slow
 @pytest.mark.sandbox
+@pytest.mark.timeout(1500)
 def test_make_up_with_keycloak_end_to_end(tmp_path):
     """The real command: Keycloak, the hub and its services, the demo content created by
     users who logged in through Keycloak; Ctrl-C stops Keycloak too."""
