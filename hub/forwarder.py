@@ -45,7 +45,7 @@ _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b
 def allowed_routes(user: str, hub_prefix: str = "/hub/") -> list[tuple[str, re.Pattern]]:
     """(method, exact path regex) pairs the workspace of ``user`` may call."""
     p = re.escape("/" + hub_prefix.strip("/") + "/") if hub_prefix.strip("/") else "/"
-    u = re.escape(quote(user, safe="@"))
+    u = re.escape(quote(user, safe="@~"))  # as JupyterHub escapes a user name
     u2 = re.escape(user)
     return [
         ("GET", re.compile(rf"{p}api/?")),
