@@ -37,7 +37,7 @@ def transition(settings: Settings, db: Database, dataset_id: str, target: Datase
         ds = _get(s, dataset_id)
         current = ds.state
         try:
-            check_transition(current, target)
+            check_transition(current, target, reason)
         except TransitionError as e:
             raise Conflict(str(e)) from None
         ev = add_event(s, ds, actor, "transition", {"from": current.value, "to": target.value, "reason": reason})

@@ -9,6 +9,7 @@ from typing_extensions import Annotated
 from insitu.httpapi import UtcDateTime
 
 from .models import DatasetState
+from .states import MIN_INVALIDATION_REASON
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:+-]*$")]
 T = TypeVar("T")
@@ -94,6 +95,13 @@ class Transition(BaseModel):
     model_config = ConfigDict(extra="forbid")
     state: DatasetState
     reason: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _reason_to_invalidate(self) -> "Transition":
+        if self.state == DatasetState.invalidated and len(self.reason.strip()) < MIN_INVALIDATION_REASON:
+            raise ValueError(f"a reason ({MIN_INVALIDATION_REASON} characters or more) is required to invalidate "
+                             "a dataset")
+        return self
 
 
 class DatasetOut(BaseModel):

@@ -5,8 +5,10 @@
     released -> published                      (data-managers, admins)
     draft | released | published -> invalidated (data-managers, admins)
 
-``invalidated`` and ``failed`` are final. An invalidated dataset can no longer
-be used for new sessions (``usable_for_sessions``).
+``invalidated`` and ``failed`` are final; an invalidation always carries a
+reason (``MIN_INVALIDATION_REASON``), checked here for the API, the command
+line and the pages alike. An invalidated dataset can no longer be used for new
+sessions (the governance rules refuse it).
 
 Content (studies, manifest, name, version, previous version) never changes
 after creation: a new version is a new dataset. The fields in
@@ -29,6 +31,7 @@ TRANSITION_ROLES = ("data-managers",)  # admins pass every role check
 TRACE_ACTION = {S.released: "RELEASE_DATASET", S.published: "PUBLISH_DATASET",
                 S.invalidated: "INVALIDATE_DATASET"}
 EDITABLE_FIELDS = ("description", "license", "tags", "contact")
+MIN_INVALIDATION_REASON = 3  # characters: an invalidation always says why (API, command line and pages)
 EDITABLE_STATES = {S.draft, S.released, S.published}
 VISIBLE_TO_READERS = {S.released, S.published, S.invalidated}
 
@@ -37,11 +40,10 @@ class TransitionError(ValueError):
     pass
 
 
-def check_transition(current: S, target: S) -> None:
+def check_transition(current: S, target: S, reason: str = "") -> None:
     if target not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(t.value for t in TRANSITIONS[current])) or "none"
         raise TransitionError(f"cannot go from {current.value} to {target.value} (allowed: {allowed})")
-
-
-def usable_for_sessions(state: S) -> bool:
-    return state in (S.released, S.published)
+    if target == S.invalidated and len(reason.strip()) < MIN_INVALIDATION_REASON:
+        raise TransitionError(f"a reason ({MIN_INVALIDATION_REASON} characters or more) is required to invalidate "
+                              "a dataset")

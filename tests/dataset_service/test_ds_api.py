@@ -178,7 +178,11 @@ def test_lifecycle_visibility_and_edits(api, hub_server, indexed):
     assert i not in [d["id"] for d in api.get(f"{P}/api/datasets?limit=500", headers=alice).json()["items"]]
     man = api.get(f"{P}/api/datasets/{i}/manifest", headers=dora).json()
     assert man["merkle_root"] == api.get(f"{P}/api/datasets/{i}", headers=dora).json()["merkle_root"]
-    assert all(se["modality"] == "CT" for s in man["studies"] for se in s["series"]) or man["studies"]
+    # exactly the catalogue's studies with a CT series, each of them holding one
+    studies = {f"{s['subject']}/{s['study']}" for s in man["studies"]}
+    assert studies and all(any(se["modality"] == "CT" for se in s["series"]) for s in man["studies"])
+    ct = api.get(f"{P}/api/catalogue/studies", params={"modality": "CT", "limit": 500}, headers=dora).json()
+    assert ct["total"] == len(ct["items"]) and studies == {x["id"] for x in ct["items"]}
     # skipping a state is refused
     assert api.post(f"{P}/api/datasets/{i}/state", json={"state": "published"}, headers=dora).status_code == 409
     assert api.post(f"{P}/api/datasets/{i}/state", json={"state": "released"}, headers=dora).status_code == 200
@@ -234,3 +238,13 @@ def test_openapi_documents_every_route(api):
     for p in ["/api/datasets", "/api/datasets/{dataset_id}/state", "/api/datasets/{dataset_id}/manifest",
               "/api/datasets/{dataset_id}/build", "/api/datasets/{dataset_id}/check", "/api/catalogue/studies"]:
         assert P + p in paths
+
+
+def test_invalidation_needs_a_reason_at_the_api(api, hub_server, released):
+    """The rule lives in the API (and the operation), not only in the web form."""
+    dora = headers(hub_server, "dora")
+    for reason in ("", "   ", "no"):
+        r = api.post(f"{P}/api/datasets/{released}/state", json={"state": "invalidated", "reason": reason},
+                     headers=dora)
+        assert r.status_code == 422 and "reason" in r.text, r.text
+    assert api.get(f"{P}/api/datasets/{released}", headers=dora).json()["state"] == "released"
