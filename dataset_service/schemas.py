@@ -3,14 +3,30 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+import datetime as dt
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import Annotated
 
 from insitu.httpapi import UtcDateTime
 
+from .catalogue import _VALUE
 from .models import DatasetState
 from .states import MIN_INVALIDATION_REASON
+from .paths import NAME_RE, check_study_id
 
+FilterValue = Annotated[str, StringConstraints(pattern=_VALUE.pattern)]
+
+
+def _study_id(v: str) -> str:
+    check_study_id(v)  # UnsafePath (a ValueError) names what is wrong: traversal, absolute, bad name
+    return v
+
+
+# '<subject>/<study>', each a safe name: checked by paths.check_study_id, declared as a pattern
+StudyId = Annotated[str, AfterValidator(_study_id), WithJsonSchema(
+    {"type": "string", "maxLength": 300, "pattern": NAME_RE.pattern[:-1] + "/" + NAME_RE.pattern[1:]})]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:+-]*$")]
 T = TypeVar("T")
 
@@ -60,6 +76,20 @@ _ONE_SELECTION = [
 ]
 
 
+class CatalogueQuery(BaseModel):
+    """Catalogue filters (``catalogue.FILTERS``); every one optional, none other accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: FilterValue | None = None
+    modality: FilterValue | None = None
+    body_part: FilterValue | None = None
+    cancer_type: FilterValue | None = None
+    sex: FilterValue | None = None
+    age_group: FilterValue | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+
 class DatasetCreate(BaseModel):
     """Give exactly one selection: ``study_ids``, ``query`` or ``all_studies: true``."""
 
@@ -70,8 +100,8 @@ class DatasetCreate(BaseModel):
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     contact: str = Field("", max_length=255)
     previous_id: str | None = Field(None, max_length=64)
-    study_ids: list[str] | None = Field(None, description="study ids '<subject>/<study>'")
-    query: dict[str, str] | None = Field(None, description="catalogue filters (see GET /api/catalogue/filters)")
+    study_ids: list[StudyId] | None = Field(None, description="study ids '<subject>/<study>'")
+    query: CatalogueQuery | None = Field(None, description="catalogue filters (see GET /api/catalogue/filters)")
     all_studies: bool = False
 
     @model_validator(mode="after")
@@ -85,10 +115,11 @@ class DatasetUpdate(BaseModel):
     """Only fields that do not alter the content; anything else is refused (422)."""
 
     model_config = ConfigDict(extra="forbid")
-    description: str | None = Field(None, max_length=10000)
-    license: str | None = Field(None, max_length=200)
-    tags: list[Tag] | None = Field(None, max_length=50)
-    contact: str | None = Field(None, max_length=255)
+    # null is not a value of these fields (the spec says so; the route answers 422 naming the field)
+    description: Annotated[str, Field(max_length=10000)] | SkipJsonSchema[None] = None
+    license: Annotated[str, Field(max_length=200)] | SkipJsonSchema[None] = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | SkipJsonSchema[None] = None
+    contact: Annotated[str, Field(max_length=255)] | SkipJsonSchema[None] = None
 
 
 class Transition(BaseModel):

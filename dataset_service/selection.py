@@ -84,7 +84,7 @@ def resolve_studies(s, settings: Settings, *, study_ids: list[str] | None, query
     else:
         ids = list(s.scalars(select(Study.id).order_by(Study.id)))
     if not ids:
-        raise RequestError("the selection holds no study")
+        raise RequestError("the selection holds no study", 409)  # valid, but not in the catalogue now
     if len(ids) > settings.max_studies_per_request:
         raise RequestError(f"too many studies ({len(ids)} > {settings.max_studies_per_request})", 413)
     unsafe = unsafe_studies(s, settings, ids)
@@ -93,5 +93,5 @@ def resolve_studies(s, settings: Settings, *, study_ids: list[str] | None, query
     left_out = [{"study": x, "reason": unsafe[x]} for x in sorted(unsafe)]
     ids = [x for x in ids if x not in unsafe]
     if not ids:
-        raise RequestError("the selection holds no safe study: " + "; ".join(unsafe.values())[:1500])
+        raise RequestError("the selection holds no safe study: " + "; ".join(unsafe.values())[:1500], 409)
     return sorted(ids), left_out

@@ -47,7 +47,7 @@ ERROR_SCHEMA = {
     },
 }
 REASONS = {
-    "400": "Refused: the request names something that cannot be used (the reason says what)",
+    "400": "A body that cannot be read as JSON, or names something that cannot be used (the reason says what)",
     "401": "No token, or a token the hub does not recognise",
     "403": "The caller may not do this (role, scope, service or ownership)",
     "404": "Nothing of that id (or not visible to the caller)",
@@ -78,10 +78,26 @@ def _error(code: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _tighten_keys(node: Any) -> None:
+    """Pydantic writes ``dict[Annotated[str, pattern], V]`` as ``patternProperties``, which lets any
+    other key through in JSON Schema; the code refuses those keys, so the spec says so too."""
+    if isinstance(node, dict):
+        pats = node.get("patternProperties")
+        if isinstance(pats, dict) and len(pats) == 1 and "additionalProperties" not in node:
+            node.setdefault("propertyNames", {})["pattern"] = next(iter(pats))
+            node["additionalProperties"] = False
+        for v in node.values():
+            _tighten_keys(v)
+    elif isinstance(node, list):
+        for v in node:
+            _tighten_keys(v)
+
+
 def complete_spec(schema: dict, routes: list, *, cookie_name: str | None,
                   caller_deps: set[str]) -> dict:
     comps = schema.setdefault("components", {})
     comps.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    _tighten_keys(comps["schemas"])
     schemes = {"hubToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                             "description": "`token <JupyterHub API token>` (a user's or a platform service's)"}}
     if cookie_name:
@@ -103,8 +119,11 @@ def complete_spec(schema: dict, routes: list, *, cookie_name: str | None,
             codes = ["422"]
             if secured:
                 codes += ["401", "403", "503"]
-            if "{" in ctx.path_format:
+            has_body = "requestBody" in op
+            if "{" in ctx.path_format or has_body:  # a path or a body naming something that is not there
                 codes.append("404")
+            if has_body:  # a body that is not JSON at all (FastAPI: "There was an error parsing the body")
+                codes.append("400")
             if method.lower() in WRITES:
                 codes += ["409", "413", "503"]
             responses = op.setdefault("responses", {})

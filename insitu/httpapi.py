@@ -68,17 +68,29 @@ def unprocessable(msg: str, loc: Iterable[str | int] = ("body",), type_: str = "
 class BodyLimit:
     """Pure ASGI middleware: bodies above ``max_bytes`` answer 413 with a reason.
 
-    A declared ``Content-Length`` above the limit is refused before anything is read; a streamed
-    (chunked) body is counted as it arrives and refused as soon as it passes the limit, so no more
-    than ``max_bytes`` is ever held in memory.
+    Nothing above ``max_bytes`` is ever held in memory. A declared ``Content-Length`` above the
+    limit is refused before anything is kept; a streamed (chunked) body is counted as it arrives and
+    refused once it passes the limit. Before answering, the rest of the body is read and dropped
+    (up to ``drain_bytes``): a server that closes a socket with unread input makes the kernel reset
+    the connection, and the proxy in front (configurable-http-proxy) then loses the 413 and answers
+    its own 503. Beyond ``drain_bytes`` the connection is closed after the answer.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int = 64 * 1024 * 1024):
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
 
     def _reason(self) -> str:
         return f"request body too large: at most {self.max_bytes} bytes"
+
+    async def _drain(self, receive: Receive, seen: int, more: bool) -> None:
+        while more and seen <= self.drain_bytes:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            seen += len(msg.get("body", b""))
+            more = msg.get("more_body", False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,6 +98,8 @@ class BodyLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
+                    if value.isdigit():
+                        await self._drain(receive, 0, True)
                     status = 413 if value.isdigit() else 400
                     reason = self._reason() if status == 413 else "malformed Content-Length"
                     resp = JSONResponse({"detail": reason}, status_code=status, headers={"Connection": "close"})
@@ -98,6 +112,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
+                    await self._drain(receive, seen, msg.get("more_body", False))
                     raise HTTPException(413, self._reason(), headers={"Connection": "close"})
             return msg
 

@@ -1,20 +1,25 @@
 """Catalogue search over the indexed studies (data managers and admins)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from insitu.httpapi import Offset, limit_query, unprocessable
 
-from ..catalogue import FILTERS, BadQuery, study_query
+from ..catalogue import _VALUE, FILTERS, BadQuery, study_query
 from ..deps import MANAGERS, Identity, get_session, get_settings, require_roles
 from ..models import Study
-from ..paths import UnsafePath, check_study_id
+from ..paths import NAME_RE, UnsafePath, check_study_id
 from ..schemas import Page, StudyDetail, StudyOut
 from ..settings import Settings
 
 router = APIRouter(prefix="/api/catalogue", tags=["catalogue"])
+Value = Annotated[str | None, Query(pattern=_VALUE.pattern)]
+Name = Annotated[str, Path(pattern=NAME_RE.pattern)]
 
 
 @router.get("/filters", summary="Filters accepted by catalogue searches and dataset queries")
@@ -24,9 +29,9 @@ def filters(_: Identity = Depends(require_roles(*MANAGERS))) -> dict[str, str]:
 
 @router.get("/studies", response_model=Page[StudyOut], summary="Search studies with filters and paging")
 def search(
-    subject: str | None = None, modality: str | None = None, body_part: str | None = None,
-    cancer_type: str | None = None, sex: str | None = None, age_group: str | None = None,
-    date_from: str | None = None, date_to: str | None = None,
+    subject: Value = None, modality: Value = None, body_part: Value = None,
+    cancer_type: Value = None, sex: Value = None, age_group: Value = None,
+    date_from: dt.date | None = None, date_to: dt.date | None = None,
     limit: limit_query(50, 500) = 50, offset: Offset = 0,
     _: Identity = Depends(require_roles(*MANAGERS)),
     s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
@@ -35,7 +40,8 @@ def search(
         raise unprocessable(f"limit must be at most {settings.max_page_size}", ("query", "limit"), input=limit)
     try:
         q = study_query(dict(subject=subject, modality=modality, body_part=body_part, cancer_type=cancer_type,
-                             sex=sex, age_group=age_group, date_from=date_from, date_to=date_to))
+                             sex=sex, age_group=age_group, date_from=date_from and date_from.isoformat(),
+                             date_to=date_to and date_to.isoformat()))
     except BadQuery as e:
         raise unprocessable(str(e), ("query",)) from None
     total = s.scalar(select(func.count()).select_from(q.order_by(None).subquery()))
@@ -45,7 +51,7 @@ def search(
 
 
 @router.get("/studies/{subject}/{study}", response_model=StudyDetail, summary="One study with its series")
-def get_study(subject: str, study: str, _: Identity = Depends(require_roles(*MANAGERS)),
+def get_study(subject: Name, study: Name, _: Identity = Depends(require_roles(*MANAGERS)),
               s: Session = Depends(get_session, scope="function")):
     try:
         check_study_id(f"{subject}/{study}")

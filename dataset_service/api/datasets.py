@@ -65,7 +65,7 @@ def create(body: DatasetCreate, request: Request, response: Response,
            who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
     db = request.app.state.db
     try:
-        dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump())
+        dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump(mode="json"))
     except RequestError as e:
         if e.status == 422:
             raise unprocessable(str(e)) from None

@@ -21,8 +21,9 @@ import re
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from insitu.httpapi import unprocessable
 from insitu.identity import Identity, optional_identity, require_roles
 from insitu.names import SERVICE_TRACER
 from insitu.trace import Action
@@ -95,8 +96,10 @@ def people_lookup(request: Request, who: Identity | None = Depends(optional_iden
 
 
 class LookupIn(BaseModel):
-    login: str = Field(min_length=1, max_length=128)
-    reason: str = Field(min_length=10, max_length=500)
+    model_config = ConfigDict(extra="forbid")
+    login: str = Field(min_length=1, max_length=128, pattern=LOGIN_RE.pattern)
+    reason: str = Field(min_length=10, max_length=500, pattern=r"\S[\s\S]{8,}\S",
+                        description="why: 10 to 500 characters besides surrounding spaces")
 
 
 @router.post("/api/audit/pseudonyms", tags=["audit"])
@@ -106,7 +109,7 @@ def api_lookup(body: LookupIn, who: Identity = Depends(require_roles("auditors")
     try:
         login, reason = _check(body.login, body.reason)
     except LookupError_ as e:
-        raise HTTPException(422, str(e))
+        raise unprocessable(str(e)) from None
     try:
         p, tid = lookup(gov, who.name, login, reason)
     except TraceFailed:

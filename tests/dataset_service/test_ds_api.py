@@ -136,7 +136,7 @@ def count(api) -> int:
     ({"name": "x", "study_ids": ["/etc/passwd"]}, 422, "absolute"),
     ({"name": "x", "study_ids": ["sub-00001/nope"]}, 404, "unknown study"),
     ({"name": "x", "study_ids": [f"sub-{i:05d}/study-01" for i in range(60)]}, 413, "too many"),
-    ({"name": "x", "query": {"colour": "red"}}, 422, "unknown catalogue filter"),
+    ({"name": "x", "query": {"colour": "red"}}, 422, "colour"),
     ({"name": "x", "all_studies": True, "study_ids": ["sub-00001/study-01"]}, 422, "exactly one"),
     ({"name": "x", "all_studies": True, "previous_id": "ds-nope"}, 404, "previous"),
     ({"name": "", "all_studies": True}, 422, ""),

@@ -105,6 +105,7 @@ def test_hand_written_422s_have_the_list_shape(st, published):
             c.get("/api/datasets", params={"limit": 501}),
             c.get("/api/datasets", params={"state": "nonsense"}),
             c.patch(f"/api/datasets/{published}", json={"license": None}),
+            c.patch(f"/api/datasets/{published}", json={"license": None, "description": False}),  # was a 500
             c.post("/api/datasets", json={"name": "x", "study_ids": ["a/b"], "all_studies": True}),
             c.post("/api/datasets", json={"name": "x"}),
             c.get("/api/catalogue/studies", params={"date_from": "not-a-date"}),
