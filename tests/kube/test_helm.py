@@ -154,7 +154,7 @@ async def test_hub_extra_config_sets_real_spawner_traits(dummy_kubeconfig, monke
         c = Config()
         for code in base + extra:  # z2jh runs the extraConfig snippets in order
             exec(compile(code, "extraConfig", "exec"), {"c": c})
-        for section in ("KubeSpawner", "InsituKubeSpawner", "Spawner"):
+        for section in ("KubeSpawner", "InsituKubeSpawner"):
             for name in c[section] if section in c else {}:
                 assert name in traits, f"{section}.{name} is not a trait of InsituKubeSpawner"
         sp = InsituKubeSpawner(config=c, _mock=True)  # the values load into the real class
