@@ -76,6 +76,8 @@ def inspect(rel_path: str, content_type: str, body: bytes, *, large: int = DEFAU
     """``(kind, channel)`` when ``body`` hands out a data file, else None."""
     channel = "contents" if rel_path.startswith("api/contents") else "http"
     if channel == "contents" and "json" in (content_type or ""):
+        if b'"base64"' not in body:
+            return None  # text, notebooks, listings: no file bytes in this answer (the common case, kept cheap)
         try:
             model = json.loads(body)
         except (ValueError, UnicodeDecodeError):
