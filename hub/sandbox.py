@@ -76,6 +76,7 @@ ETC_FILES = (
     "/etc/bash.bashrc",
     "/etc/profile",
     "/etc/inputrc",
+    "/etc/xdg",  # desktop defaults (openbox, GTK) for the desktop profile
     "/etc/terminfo",
 )
 

@@ -119,6 +119,16 @@ def openbox_menu(tools: tuple[tuple[str, str], ...] = TOOLS) -> str:
     )
 
 
+def openbox_rc(default_rc: str) -> str:
+    """Debian's openbox configuration plus one rule: the terminal stays above other
+    windows (a maximised viewer never hides it). Pure."""
+    app = ('<application class="XTerm" title="Terminal"><layer>above</layer><focus>yes</focus>'
+           "</application>")
+    if "<applications>" in default_rc:
+        return default_rc.replace("<applications>", "<applications>" + app, 1)
+    return default_rc.replace("</openbox_config>", f"<applications>{app}</applications></openbox_config>", 1)
+
+
 def _wait_for(path: str, proc: subprocess.Popen, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,6 +147,10 @@ def run_session(unix_socket: str) -> int:
     cfg = home / ".config" / "openbox"
     cfg.mkdir(parents=True, exist_ok=True)
     (cfg / "menu.xml").write_text(openbox_menu())
+    try:
+        (cfg / "rc.xml").write_text(openbox_rc(Path("/etc/xdg/openbox/rc.xml").read_text()))
+    except OSError:
+        pass
     xvnc = subprocess.Popen(xvnc_argv(unix_socket))
     env = dict(os.environ, DISPLAY=DISPLAY)
     session: list[subprocess.Popen] = []
