@@ -82,12 +82,14 @@ class InsituHub(Configurable):
     var_dir = Unicode(
         config=True,
         help="""State folder of the embedded default (docs/CONTRACTS.md §6):
-        lake/, datasets/, db/, chain/, homes/, secrets/, users.yaml.""",
+        lake/, datasets/, db/, chain/, homes/, secrets/, users.yaml. Outside the
+        checkout (default /var/lib/insitu): nothing the platform runs writes into
+        its own source tree.""",
     )
 
     @default("var_dir")
     def _var_dir_default(self):
-        return _env("var_dir", str(Path(self.root) / "var"))
+        return _env("var_dir", "/var/lib/insitu")
 
     hub_ip = Unicode(config=True, help="Address the proxy listens on (loopback in the embedded default).")
 

@@ -12,10 +12,11 @@ import pytest
 
 from airlock_files import dicom_bytes, png_bytes
 from fixtures.jupyterhub import DEMO_PASSWORD, REPO
+from fixtures.artifacts import TEST_ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = REPO / "test-artifacts" / "airlock"
+ARTIFACTS = TEST_ARTIFACTS / "airlock"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 

@@ -8,12 +8,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from fixtures.jupyterhub import REPO
+from fixtures.artifacts import TEST_ARTIFACTS
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-SHOTS = REPO / "test-artifacts" / "docs"
+SHOTS = TEST_ARTIFACTS / "docs"
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ import httpx
 import pytest
 
 from fixtures.jupyterhub import REPO, start_hub
+from fixtures.artifacts import TEST_ARTIFACTS
 from fixtures.keycloak import keycloak_login
 from hub import keycloak_dev
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-SHOTS = REPO / "test-artifacts" / "hub"
+SHOTS = TEST_ARTIFACTS / "hub"
 
 USERS = {  # user → groups in Keycloak
     "ana": ["researchers", "project-lung"],

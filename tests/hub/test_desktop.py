@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from desktop_support import RFB_CLIP_CHECK, browser_login, make_desktop_stack, s
 from sandbox_support import kernel_exec  # noqa: E402
 from test_sandbox_hub import wait_ready, wait_stopped  # noqa: E402
 
+from tests.fixtures.artifacts import TEST_ARTIFACTS  # noqa: E402
 from tests.fixtures.jupyterhub import DEMO_PASSWORD  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ OPTIONS = {"profile": "desktop", "project": "lung", "dataset_ids": ["ds-a"]}
 
 
 def artifacts() -> Path:
-    d = Path(os.environ.get("INSITU_TEST_ARTIFACTS", Path(tempfile.gettempdir()) / "insitu-test-artifacts")) / "desktop"
+    d = TEST_ARTIFACTS / "desktop"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

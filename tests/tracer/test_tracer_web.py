@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from fixtures.jupyterhub import DEMO_PASSWORD, REPO, start_hub
+from fixtures.artifacts import TEST_ARTIFACTS
 from insitu.trace_client import TracerClient, make_trace, pseudonym
 from tracer.devchain import DEV_KEYS, free_port
 from tracer.verify import read_records, verify_against_chain
@@ -30,7 +31,7 @@ from tracer_helpers import PSEUDONYM_KEY, TracerProcess, wait_until
 
 PREFIX = "/services/tracer"
 COOKIE = "insitu-tracer-session"
-SHOTS = REPO / "test-artifacts" / "tracer"
+SHOTS = TEST_ARTIFACTS / "tracer"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ Each user logs in on the hub's own login page and reaches the dataset
 service's pages through the hub's proxy and OAuth. A researcher asks for
 access, two DAC members approve, the grant appears on the researcher's page,
 a DAC member revokes it and it disappears. Screenshots go to
-``test-artifacts/web/``.
+``$INSITU_TEST_ARTIFACTS/web/`` (a temporary folder by default).
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from fixtures.jupyterhub import DEMO_PASSWORD, REPO
+from fixtures.artifacts import TEST_ARTIFACTS
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-SHOTS = REPO / "test-artifacts" / "web"
+SHOTS = TEST_ARTIFACTS / "web"
 
 
 @pytest.fixture(scope="module")
