@@ -27,7 +27,7 @@ from typing import Annotated, Any, Iterable
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +37,7 @@ log = logging.getLogger("insitu.http")
 MAX_INT64 = 2**63 - 1
 
 RowId = Annotated[int, Path(ge=1, le=MAX_INT64, description="a row id (1 to 2^63-1)")]
+BodyId = Annotated[int, Field(ge=1, le=MAX_INT64, description="a row id (1 to 2^63-1)")]  # in request bodies
 Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="items to skip (0 to 2^63-1)")]
 
 

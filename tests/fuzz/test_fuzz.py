@@ -27,3 +27,19 @@ def test_fuzz_api(governance_stack, service):
     assert len(report.operations) >= (30 if service == "dataset-service" else 5)
     assert report.requests >= len(report.operations) * len(ROLES)
     assert not report.failures, "\n\n".join(report.failures[:20]) + f"\n\n{report.line()}"
+
+
+def test_the_state_snapshot_sees_database_and_folder_changes(governance_stack):
+    """The check behind "a refused request changed nothing" can see a change when there is one."""
+    from fuzz_support import snapshot
+
+    st = governance_stack
+    before = snapshot(st)
+    assert snapshot(st) == before  # nothing happened: the same
+    ds = st.add_dataset("Snapshot canary")
+    after_db = snapshot(st)
+    assert after_db[0] != before[0]  # a row in the dataset service's database
+    (st.workdir / "datasets").mkdir(exist_ok=True)
+    (st.workdir / "datasets" / f"{ds}.canary").write_text("x")
+    assert snapshot(st)[2] != after_db[2]  # a file under the stack's folders
+    (st.workdir / "datasets" / f"{ds}.canary").unlink()
