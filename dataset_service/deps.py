@@ -37,7 +37,3 @@ def get_session(db: Database = Depends(get_database)) -> Iterator[Session]:
     """
     with db.session() as s:
         yield s
-
-
-def get_builds(request: Request):
-    return request.app.state.builds

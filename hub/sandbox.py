@@ -650,6 +650,3 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
         self.pid_start = None
         self.runtime_dir = None
 
-
-if __name__ == "__main__":  # pragma: no cover - a debugging aid
-    print(sys.argv)

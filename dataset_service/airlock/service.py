@@ -31,6 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity
+
+from ..governance.models import WorkSession
 from insitu.trace import Action
 
 from .findings import inspect_file
@@ -102,12 +104,6 @@ class Airlock:
     # ------------------------------------------------------------------ sessions
     def _session_link(self, s: Session, login: str, session_id: str | None) -> SessionLink | None:
         """The workspace session the files come from (the requester's own), for the traces."""
-        try:
-            from ..governance.models import WorkSession
-        except ImportError:  # governance not installed: no linkage possible
-            if session_id:
-                raise AirlockError(400, "sessions are not known to this service")
-            return None
         if session_id:
             if not _SAFE_ID.fullmatch(session_id):
                 raise AirlockError(400, "malformed session id")
@@ -122,10 +118,6 @@ class Airlock:
         return SessionLink(ws.id, ws.project, tuple(sorted(d.dataset_id for d in ws.datasets)))
 
     def sessions_of(self, s: Session, login: str, limit: int = 20) -> list[dict]:
-        try:
-            from ..governance.models import WorkSession
-        except ImportError:
-            return []
         rows = s.scalars(select(WorkSession).where(WorkSession.user == login)
                          .order_by(WorkSession.opened_at.desc()).limit(limit)).all()
         return [{"session_id": w.id, "project": w.project, "opened_at": _aware(w.opened_at), "open": w.closed_at is None,

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from insitu.httpapi import Offset, limit_query, unprocessable
+from insitu.trace_client import TracerError
 
 from ..builder import RequestError, create_dataset, final_path
 from ..deps import MANAGERS, READERS, Identity, get_session, get_settings, require_roles
@@ -24,11 +25,7 @@ Limit = limit_query(50, 500)
 
 
 def _tracer_errors():
-    try:
-        from insitu.trace_client import TracerError
-        return (TracerError,)
-    except ImportError:  # pragma: no cover
-        return ()
+    return (TracerError,)
 
 
 def _visible(who: Identity, ds: Dataset | None, dataset_id: str) -> Dataset:

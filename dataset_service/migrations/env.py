@@ -5,10 +5,7 @@ from sqlalchemy import engine_from_config, pool
 from dataset_service import models  # noqa: F401  (registers the tables)
 from dataset_service.db import Base
 
-try:  # governance models (issue 4) register themselves on the same Base
-    import dataset_service.governance.models  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+import dataset_service.governance.models  # noqa: F401,E402  (access governance)
 import dataset_service.airlock.models  # noqa: F401,E402  (export airlock, issue 8)
 
 config = context.config
