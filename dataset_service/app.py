@@ -26,6 +26,7 @@ from .airlock.deps import build_airlock
 from .airlock.settings import AirlockSettings
 from .db import Database
 from .governance.deps import build_governance
+from .notifications.wiring import install_notifications
 from .governance.settings import GovernanceSettings
 from .settings import Settings, get_settings
 
@@ -41,6 +42,7 @@ ROUTERS: list[str] = [
     "dataset_service.web.pages:router",
     "dataset_service.web.audit:router",
     "dataset_service.web.dac:router",
+    "dataset_service.notifications.api:router",
 ]
 
 
@@ -62,7 +64,12 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     async def lifespan(app: FastAPI):
         if recover_builds:
             builds.recover()
+        worker = getattr(app.state, "notification_worker", None)
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         builds.shutdown()
         db.dispose()
 
@@ -96,6 +103,7 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     # governance and the export airlock: settings read here, once, and one object each per app
     gs = GovernanceSettings()
     app.state.governance_settings, app.state.governance = gs, build_governance(settings, gs)
+    install_notifications(app, settings, db)  # in-app list and e-mail; the governance tells through it
     ast = AirlockSettings()
     app.state.airlock_settings, app.state.airlock = ast, build_airlock(settings, ast)
     app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)

@@ -318,6 +318,14 @@ class Airlock:
             self.tracing.send(action, user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
+        if req.state in ("approved", "rejected", "returned"):  # the requester is told (in-app and e-mail)
+            from ..notifications.models import Notification
+
+            words = {"approved": "approved: the files can be downloaded", "rejected": "rejected",
+                     "returned": "returned for changes"}[req.state]
+            s.add(Notification(user=req.requester, kind="export-reviewed", title=f"Export request {words}",
+                               body=(f"{who.name}: {reason}" if reason else "")[:4000],
+                               link=f"/exports/{req.id}"))
         return req
 
     # ------------------------------------------------------------------ download

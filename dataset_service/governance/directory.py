@@ -39,3 +39,24 @@ class HubDirectory:
         groups = self.groups_of(user) or frozenset()
         return frozenset(g[len(PROJECT_PREFIX):] for g in groups
                          if g.startswith(PROJECT_PREFIX) and len(g) > len(PROJECT_PREFIX))
+
+    def members_of(self, group: str) -> list[str]:
+        """Users of the hub group ``group`` (``GET /users``, scope ``read:users``, page by page)."""
+        if not self.token:
+            raise HubUnavailable("the dataset service has no hub token to look up users")
+        out: list[str] = []
+        offset = 0
+        while True:
+            try:
+                r = httpx.get(f"{self.api_url}/users", params={"offset": offset, "limit": 200},
+                              headers={"Authorization": f"token {self.token}"}, timeout=self.timeout)
+            except httpx.HTTPError as e:
+                raise HubUnavailable(str(e)) from e
+            if r.status_code != 200:
+                raise HubUnavailable(f"hub answered {r.status_code} to a user listing")
+            page = r.json()
+            items = page.get("items", []) if isinstance(page, dict) else page
+            out += [u["name"] for u in items if group in (u.get("groups") or ()) and u.get("kind", "user") == "user"]
+            if len(items) < 200:
+                return sorted(out)
+            offset += len(items)

@@ -64,10 +64,20 @@ class Governance:
     lake_dir: Path
     lake_mount_path: str
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    notifier: object | None = None  # notifications.service.Notifier: who is told what, in the same transaction
 
     # --- helpers ------------------------------------------------------------
     def now(self) -> dt.datetime:
         return self.clock()
+
+    def _tell(self, s: Session, users_fn, kind: str, title: str, body: str, link: str) -> None:
+        if self.notifier is not None:
+            self.notifier.safe(s, users_fn, kind, title, body, link)
+
+    @staticmethod
+    def _ds_name(s: Session, dataset_id: str) -> str:
+        d = s.get(Dataset, dataset_id)
+        return f"{d.name} v{d.version}" if d else dataset_id
 
     @staticmethod
     def _event(req: AccessRequest, actor: str, action: str, detail: str = "", at: dt.datetime | None = None):
@@ -130,6 +140,11 @@ class Governance:
                           dataset_ids=[dataset_id], digests={dataset_id: ds.merkle_root or ""},
                           details={"request_id": req.id, "project": project, "duration_days": duration_days,
                                    "round": 1, "extends_grant_id": extends_grant_id})
+        self._tell(s, lambda: self.notifier.committee(project), "request-new",
+                   f"New access request #{req.id}: {self._ds_name(s, dataset_id)}"
+                   + (" (extension)" if extends_grant_id else ""),
+                   f"{requester} asks for project {project}, {duration_days} days: {purpose[:300]}",
+                   f"/requests/{req.id}")
         return req
 
     def vote(self, s: Session, request_id: int, *, reviewer: str, reviewer_projects: Iterable[str],
@@ -165,6 +180,10 @@ class Governance:
                               details={"request_id": req.id, "project": req.project, "round": req.round,
                                        "reviewers": [self.tracing.pseudonym(v.reviewer) for v in req.votes
                                                      if v.round == req.round and v.decision == Decision.reject]})
+            self._tell(s, lambda: [req.requester], "request-decided",
+                       f"Access refused: {self._ds_name(s, req.dataset_id)}",
+                       f"Request #{req.id} for project {req.project} was rejected: {reason[:500]}",
+                       f"/requests/{req.id}")
         return req
 
     def _approve(self, s: Session, req: AccessRequest, now: dt.datetime) -> Grant:
@@ -185,6 +204,10 @@ class Governance:
                           details={"request_id": req.id, "grant_id": grant.id, "project": req.project,
                                    "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
                                    "reviewers": [self.tracing.pseudonym(a) for a in approvers]})
+        self._tell(s, lambda: [req.requester], "request-decided",
+                   f"Access granted: {self._ds_name(s, req.dataset_id)}",
+                   f"Request #{req.id} for project {req.project} was approved; the grant runs until "
+                   f"{valid_until:%Y-%m-%d}.", f"/requests/{req.id}")
         return grant
 
     def request_changes(self, s: Session, request_id: int, *, reviewer: str, reviewer_projects: Iterable[str],
@@ -199,6 +222,9 @@ class Governance:
         req.state = rules.check_request_changes(req.state)
         req.updated_at = now
         self._event(req, reviewer, "changes-requested", reason, now)
+        self._tell(s, lambda: [req.requester], "request-changes",
+                   f"Changes asked for request #{req.id}: {self._ds_name(s, req.dataset_id)}",
+                   f"{reviewer} asks: {reason[:500]}", "/my/requests")
         return req
 
     def resubmit(self, s: Session, request_id: int, *, actor: str, purpose: str, intended_use: str,
@@ -225,6 +251,9 @@ class Governance:
                           dataset_ids=[req.dataset_id], digests={req.dataset_id: ds.merkle_root or ""},
                           details={"request_id": req.id, "project": req.project, "duration_days": duration_days,
                                    "round": req.round})
+        self._tell(s, lambda: self.notifier.committee(req.project), "request-new",
+                   f"Request #{req.id} resubmitted (round {req.round}): {self._ds_name(s, req.dataset_id)}",
+                   f"{actor} revised the request for project {req.project}.", f"/requests/{req.id}")
         return req
 
     def withdraw(self, s: Session, request_id: int, *, actor: str) -> AccessRequest:
@@ -385,6 +414,12 @@ class Governance:
         self.tracing.send(action, user=session.user, key=f"session:{session.id}",
                           dataset_ids=[d.dataset_id for d in session.datasets],
                           details={"session_id": session.id, "project": session.project, "reason": reason})
+        if reason in ("revoked", "invalidated", "expired"):
+            why = {"revoked": "a grant it used was revoked", "invalidated": "a dataset it used was invalidated",
+                   "expired": "a grant it used expired"}[reason]
+            self._tell(s, lambda: [session.user], "workspace-stopped", "Your workspace was stopped",
+                       f"Your workspace for project {session.project} was stopped because {why}. Files in your "
+                       "home are kept.", "/my/grants")
         return session
 
     def record_refusal(self, s: Session, session_id: str, *, kind: str, channel: str, path_digest: str) -> None:

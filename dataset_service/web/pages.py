@@ -56,6 +56,7 @@ NOTICES = {
     "changes": "The requester was asked for changes.",
     "revoked": "The grant was revoked. Workspaces using it are being stopped.",
     "state": "The dataset's state was changed.",
+    "read": "Every notification is marked read.",
 }
 
 
@@ -81,6 +82,7 @@ def nav(who: Identity, prefix: str) -> list[dict]:
     items = [("Catalogue", "/", READERS)]
     items += [("My requests", "/my/requests", ("researchers",)), ("My grants", "/my/grants", ("researchers",)),
               ("Committee", "/dac", ("dac",)), ("Data management", "/manage", ("data-managers",))]
+    items += [("Notifications", "/notifications", READERS)]
     return [{"label": label, "href": prefix + path} for label, path, roles in items if who.has_role(*roles)]
 
 
