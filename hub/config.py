@@ -522,6 +522,11 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
         c.Spawner.datasets_dir = settings.path("datasets")
         c.Spawner.home_root = settings.path("homes")
     c.JupyterHub.default_url = "/hub/home"
+    # the platform's front door: hub pages in the platform's look, home page per role (hub/frontdoor.py)
+    from hub import frontdoor
+
+    c.Spawner.stop_notices_path = settings.path("run", "stop-notices.json")
+    frontdoor.configure(c, settings.path("run", "stop-notices.json"))
     c.Authenticator.manage_groups = True
     c.Authenticator.auth_refresh_age = 60
     c.Authenticator.refresh_pre_spawn = True

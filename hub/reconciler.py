@@ -34,6 +34,8 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from hub.stop_notices import post_stop_notice
+
 from hub.hubapi import HubAPI, HubAPIError, server_matches, servers_to_stop  # noqa: F401  (also public here)
 
 log = logging.getLogger("insitu.reconciler")
@@ -82,6 +84,9 @@ class RevocationReconciler:
             try:
                 model = await self.hub.user(user) if user else None
                 all_stopped = True
+                if servers_to_stop(model, session_id=sid, project=s.get("project")):
+                    # JupyterLab says why and saves before the route goes (hub/stop_notices.py)
+                    await post_stop_notice(self.hub, user, sid, s)
                 for name in servers_to_stop(model, session_id=sid, project=s.get("project")):
                     ok = await self.hub.stop_server(user, name)
                     if ok:

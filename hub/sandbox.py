@@ -54,6 +54,8 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from hub import gateway_local, limits, sandbox_fs, sandbox_workspace
 from hub.forwarder import UnixForwarder
+from hub.package_index import PackageIndexMixin
+from hub.stop_notices import RevocationNoticeMixin
 from hub.plan import DEFAULT_PROFILES, Profile, Resources, WorkspacePlan
 from hub.seccomp import filter_bytes
 from hub.spawner_base import DatasetSessionMixin, WorkspaceRefused
@@ -242,7 +244,7 @@ def proc_alive(pid: int, start_time: str | None) -> bool:
 # --------------------------------------------------------------------------
 
 
-class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
+class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessionMixin, Spawner):
     """Start each workspace in a bubblewrap sandbox as the user's own uid, with
     the granted datasets' gids, read-only lake and datasets, a writable home and
     a loopback-only network; the proxy and the hub are reached over Unix sockets."""
@@ -514,7 +516,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             workspace_etc=self._abs(self.workspace_etc),
             bwrap=self.bwrap_path,
             setpriv=self.setpriv_path,
-            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.example_binds(),
+            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.example_binds()
+            + self.package_index_binds(),
             shm_size=sandbox_workspace.shm_size_for(plan.resources.mem_limit),
             hub_dir=f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}",
             server_dir=f"{self.runtime_dir}/{gateway_local.SERVER_DIR}",
@@ -547,6 +550,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             # the single-user server reaches the hub API through hub.sock
             self.hub_connect_url = unix_url(f"{HUB_IN_SANDBOX}/hub.sock")
             await self._ensure_forwarder(plan.uid)
+            await self.start_package_index()  # the curated package index (hub/package_index.py)
             await self._start_gateway(plan)
             argv, env = self._argv_and_env(plan)
             self.log.info("starting sandbox for %s: uid %s, gids %s", self.user.name, plan.uid, plan.supplementary_gids)
@@ -565,7 +569,9 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
             await self.close_dataset_session()
             if isinstance(e, WorkspaceRefused):
                 raise
-            raise WorkspaceRefused(f"the sandbox could not start: {e}") from e
+            self.log.error("the sandbox of %s could not start: %s", self.user.name, e)
+            raise WorkspaceRefused("The workspace could not be prepared, so it did not start. Please try again; "
+                                   "if it happens again, tell the platform's operators.", 503) from e
         self.pid = self.proc.pid
         self.pid_start = proc_start_time(self.pid)
         # wait for the server's socket; a sandbox that exits first fails the spawn now
@@ -577,7 +583,8 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
                 await self._teardown()
                 await self.close_dataset_session()
                 self.pid = 0
-                raise WorkspaceRefused(f"the workspace exited during start (status {rc}); see the hub log")
+                raise WorkspaceRefused(f"The workspace stopped while it was starting (status {rc}). Please try "
+                                      "again; if it happens again, tell the platform's operators.", 503)
             if loop.time() > deadline:
                 break  # the hub's own timeout handling takes over
             await asyncio.sleep(0.05)
@@ -614,6 +621,7 @@ class LocalSandboxSpawner(DatasetSessionMixin, Spawner):
 
     async def _teardown(self) -> None:
         await self._stop_gateway()
+        await self.stop_package_index()
         if self.forwarder is not None:
             await self.forwarder.stop()
             self.forwarder = None

@@ -41,7 +41,7 @@ PY_VERSION = "python3.11"
 SHM_DEFAULT = 512 * 1024**2
 
 
-def user_env(home: str, workspace_env: str, *, index_url: str | None = None) -> dict[str, str]:
+def user_env(home: str, workspace_env: str) -> dict[str, str]:
     """Environment variables of a workspace that depend on its home (see module doc)."""
     home = home.rstrip("/")
     cfg = f"{home}/.jupyter"
@@ -56,11 +56,14 @@ def user_env(home: str, workspace_env: str, *, index_url: str | None = None) -> 
         "PIP_CACHE_DIR": f"{home}/.cache/pip",
         "INSITU_USER_SITE": f"{home}/.local/lib/{PY_VERSION}/site-packages",
         "INSITU_EXAMPLES": EXAMPLES_IN_SANDBOX,
+        # the platform's JupyterLab extension (notices, "Request export…"), read-only
+        "JUPYTER_PATH": "/opt/insitu/python/insitu_workspace/share/jupyter",
+        # the only index: the hub's curated one, relayed on the workspace's own loopback (nothing from outside)
+        "PIP_INDEX_URL": f"http://127.0.0.1:{INDEX_RELAY_PORT}/simple/",
+        "PIP_TRUSTED_HOST": "127.0.0.1",
+        "INSITU_INDEX_SOCKET": "/run/insitu-index/index.sock",
+        "INSITU_INDEX_PORT": str(INDEX_RELAY_PORT),
     }
-    if index_url:
-        env["PIP_INDEX_URL"] = index_url
-    else:
-        env["PIP_NO_INDEX"] = "1"  # nothing from outside, ever
     return env
 
 

@@ -26,9 +26,11 @@ Invariants
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from typing import Any, Iterable, Mapping
 
+from tornado import web
 from traitlets import Bool, Dict, HasTraits, Integer, List, Unicode, default
 
 from dataset_service.client import (
@@ -49,8 +51,21 @@ async def _maybe_await(x):
     return await x if inspect.isawaitable(x) else x
 
 
-class WorkspaceRefused(Exception):
-    """The workspace may not start; ``str(e)`` is shown to the user."""
+class WorkspaceRefused(web.HTTPError):
+    """The workspace may not start; ``str(e)`` is shown to the user.
+
+    An HTTP error with a plain message: JupyterHub re-renders the options form with
+    ``jupyterhub_message`` above it (status ``status_code``, a 4xx for what the user
+    can change, 503 when a service is down), and its "server not running" page
+    shows the same message after a failed start, never a bare 500."""
+
+    def __init__(self, message: str, status_code: int = 400):
+        super().__init__(status_code, None)
+        self.message = message
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # --------------------------------------------------------------------------
@@ -102,16 +117,43 @@ def check_session_answer(session: Mapping[str, Any], user: str, options: Mapping
         raise WorkspaceRefused("the dataset service answered a session for something else than was asked")
 
 
-def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, str]], projects: Iterable[str]) -> str:
-    """The options form: profiles, one project, and the datasets the user may use
-    (grouped by project). ``usable`` are rows of ``usable-datasets``."""
+def _size(n: int) -> str:
+    gib = n / 1024**3
+    return f"{gib:g} GiB" if gib >= 1 else f"{n / 1024**2:g} MiB"
+
+
+def profile_description(resources: Any, time_limit_hours: float | None = None) -> str:
+    """'2 CPU cores, 8 GiB memory, no GPU' (and the time limit when there is one)."""
+    cpu = resources.cpu_limit
+    parts = [f"{cpu:g} CPU core{'s' if cpu != 1 else ''}", f"{_size(resources.mem_limit)} memory",
+             f"{resources.gpu} GPU" if resources.gpu else "no GPU"]
+    if time_limit_hours:
+        parts.append(f"stops after {time_limit_hours:g} h")
+    return ", ".join(parts)
+
+
+def readable_date(value: Any) -> str:
+    """An ISO time as a person reads it: '3 March 2027' (UTC); unparsable values unchanged."""
+    if not value:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return f"{t.day} {t.strftime('%B %Y')}"
+
+
+def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, ...]], projects: Iterable[str]) -> str:
+    """The options form: profiles (name, label[, description]), one project, and the
+    datasets the user may use (grouped by project). ``usable`` are rows of ``usable-datasets``."""
     esc = html.escape
     projects = sorted(set(projects) | {str(r.get("project")) for r in usable if r.get("project")})
     parts = ['<div class="insitu-options">', "<fieldset><legend>Workspace</legend>"]
-    for i, (name, label) in enumerate(profiles):
+    for i, (name, label, *desc) in enumerate(profiles):
         checked = " checked" if i == 0 else ""
+        small = f' <small class="insitu-profile-desc">{esc(desc[0])}</small>' if desc and desc[0] else ""
         parts.append(
-            f'<label><input type="radio" name="profile" value="{esc(name)}"{checked}> {esc(label)}</label><br>'
+            f'<label><input type="radio" name="profile" value="{esc(name)}"{checked}> {esc(label)}{small}</label><br>'
         )
     parts.append("</fieldset><fieldset><legend>Project</legend>")
     if not projects:
@@ -126,10 +168,10 @@ def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, str]]
         did = esc(str(r["dataset_id"]))
         label = esc(f"{r.get('name') or r['dataset_id']} v{r.get('version', '')}".strip())
         proj = esc(str(r.get("project", "")))
-        exp = esc(str(r.get("expires_at") or ""))
+        exp = esc(readable_date(r.get("expires_at")))
         parts.append(
             f'<label data-project="{proj}"><input type="checkbox" name="dataset" value="{did}"> '
-            f"{label} <small>({did}, project {proj}{', until ' + exp if exp else ''})</small></label><br>"
+            f"{label} <small>(project {proj}{', granted until ' + exp if exp else ''}; id {did})</small></label><br>"
         )
     parts.append("</fieldset></div>")
     return "\n".join(parts)
@@ -208,9 +250,16 @@ class DatasetSessionMixin(HasTraits):
             allow_no_datasets=self.allow_no_datasets,
         )
 
-    def _profiles(self) -> list[tuple[str, str]]:
-        names = {p.name: p.display_name for p in DEFAULT_PROFILES}
-        return [(n, names.get(n, n)) for n in self.offered_profiles]
+    def _profiles(self) -> list[tuple[str, str, str]]:
+        try:
+            known = {p.name: p for p in self.plan_settings().profiles}
+        except Exception:  # noqa: BLE001 - a bad setting shows up at start, not in the form
+            known = {p.name: p for p in DEFAULT_PROFILES}
+        out = []
+        for n in self.offered_profiles:
+            p = known.get(n)
+            out.append((n, p.display_name, profile_description(p.resources)) if p else (n, n, ""))
+        return out
 
     def _group_names(self) -> list[str]:
         user = getattr(self, "user", None)
@@ -226,8 +275,32 @@ class DatasetSessionMixin(HasTraits):
             return "<p>The dataset service cannot be reached; no workspace can start now.</p>"
         return render_form(usable, self._profiles(), user_projects(self._group_names()))
 
-    def options_from_form(self, formdata):
-        return parse_form(formdata)
+    async def options_from_form(self, formdata):
+        """The form's choices, checked before anything starts: a plain message in the form
+        (JupyterHub shows the form again with it) for what the researcher can correct."""
+        options = parse_form(formdata)
+        await self.check_choice(options)
+        return options
+
+    async def check_choice(self, options: Mapping[str, Any]) -> None:
+        if not options["dataset_ids"] and not self.allow_no_datasets:
+            raise WorkspaceRefused("Tick at least one dataset: a workspace opens with the datasets it analyses.")
+        try:
+            usable = await self.dataset_client().ausable_datasets(self.user.name)
+        except DatasetServiceError as e:
+            self.log.warning("dataset service unavailable when %s chose a workspace: %s", self.user.name, e)
+            raise WorkspaceRefused("The dataset service cannot be reached just now, so no workspace can start. "
+                                   "Please try again in a few minutes.", 503) from e
+        rows = {(str(r.get("dataset_id")), str(r.get("project"))) for r in usable}
+        names = {str(r.get("dataset_id")): str(r.get("name") or r.get("dataset_id")) for r in usable}
+        for d in options["dataset_ids"]:
+            if (d, options["project"]) in rows:
+                continue
+            if d in names:
+                raise WorkspaceRefused(f"{names[d]} is granted to another of your projects, not to "
+                                       f"{options['project']}: choose that project or another dataset.")
+            raise WorkspaceRefused(f"Dataset {d} cannot be used any more: its grant has expired or was revoked. "
+                                   "Ask for access again in the catalogue.", 403)
 
     # the session ------------------------------------------------------
     async def open_dataset_session(self) -> WorkspacePlan:
@@ -240,13 +313,17 @@ class DatasetSessionMixin(HasTraits):
             )
         except SessionRefused as e:
             refused = ", ".join(f"{r.get('dataset_id')}: {r.get('reason')}" for r in e.refused)
-            raise WorkspaceRefused(f"access refused by the dataset service: {e.reason} {refused}".strip()) from e
+            raise WorkspaceRefused(f"access refused by the dataset service: {e.reason} {refused}".strip(), 403) from e
         except DatasetServiceRejected as e:
             raise WorkspaceRefused(f"the dataset service refused the session ({e.status}): {e.detail}") from e
         except DatasetServiceUnavailable as e:
-            raise WorkspaceRefused(f"the dataset service cannot be reached, no workspace starts: {e}") from e
+            self.log.warning("dataset service unavailable at start for %s: %s", self.user.name, e)
+            raise WorkspaceRefused("The dataset service cannot be reached just now, so no workspace can start. "
+                                   "Please try again in a few minutes.", 503) from e
         except Exception as e:  # anything else: fail closed too
-            raise WorkspaceRefused(f"opening the dataset session failed: {e!r}") from e
+            self.log.error("opening the dataset session of %s failed: %r", self.user.name, e)
+            raise WorkspaceRefused("The workspace could not open its dataset session, so it did not start. "
+                                   "Please try again in a few minutes.", 503) from e
 
         sid = session.get("session_id")
         try:

@@ -40,10 +40,31 @@ def _terminal_shell(serverapp) -> None:
     serverapp.terminado_settings = settings
 
 
+_relay = []
+
+
+async def _start_jupyter_server_extension(serverapp):
+    """Relay the workspace's loopback port to the hub's curated package index (pkgrelay.py)."""
+    from .pkgrelay import start_relay
+
+    try:
+        server = await start_relay(os.environ.get("INSITU_INDEX_SOCKET", ""),
+                                   int(os.environ.get("INSITU_INDEX_PORT") or 3141))
+    except OSError as e:
+        serverapp.log.warning("insitu: package index relay not started: %s", e)
+        return
+    if server is not None:
+        _relay.append(server)
+        serverapp.log.info("insitu: curated package index on 127.0.0.1 for pip")
+
+
 def _load_jupyter_server_extension(serverapp):
     from .lockdown import _load_jupyter_server_extension as load
 
     load(serverapp)
+    from .labapi import install as install_lab_api
+
+    install_lab_api(serverapp)  # notices and "Request export…" of the JupyterLab extension
     _terminal_shell(serverapp)
     _user_site_for_children()
     if os.environ.get("INSITU_WORKSPACE_KIND") == "desktop":

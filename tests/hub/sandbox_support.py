@@ -139,6 +139,7 @@ class StandInDatasetService:
     closed: list[str] = field(default_factory=list)
     refusals: list[dict] = field(default_factory=list)  # POST /api/sessions/{id}/refusals (the gateway)
     fail_open: bool = False  # answer 503 to POST /api/sessions
+    down: bool = False  # answer 503 to every request (a service that is down)
 
     @property
     def url(self) -> str:
@@ -151,6 +152,8 @@ class StandInDatasetService:
         app = FastAPI()
 
         def auth(authorization: str | None) -> None:
+            if self.down:
+                raise HTTPException(503, "down")
             if authorization != f"token {self.token}":
                 raise HTTPException(401, "bad token")
 
@@ -181,6 +184,19 @@ class StandInDatasetService:
                                "manifest_root": "00" * 32} for d in ids]}
             self.sessions[sid] = {**s, "open": True}
             return s
+
+        @app.get("/api/sessions/uncovered")
+        def uncovered(authorization: str | None = Header(None)):
+            auth(authorization)
+            out = []
+            for sid, sess in self.sessions.items():
+                gone = [d["dataset_id"] for d in sess["datasets"]
+                        if sess["open"] and d["dataset_id"] not in self.grants.get((sess["user"], sess["project"]), [])]
+                if gone:
+                    out.append({"session_id": sid, "user": sess["user"], "project": sess["project"],
+                                "dataset_ids": [d["dataset_id"] for d in sess["datasets"]],
+                                "reason": "; ".join(f"{d}: grant revoked" for d in gone), "end_reason": "revoked"})
+            return out
 
         @app.delete("/api/sessions/{sid}")
         def close_session(sid: str, authorization: str | None = Header(None)):

@@ -37,8 +37,11 @@ from dataset_service.demo_lake import write_lake  # noqa: E402
 from tests.fixtures.jupyterhub import start_hub  # noqa: E402
 
 
-def sandbox_hub_config(service: StandInDatasetService, homes: Path, runtime_root: str) -> str:
-    return f"""
+def sandbox_hub_config(service: StandInDatasetService, homes: Path, runtime_root: str,
+                       wheels: Path | None = None, audit: Path | None = None) -> str:
+    index = (f"c.LocalSandboxSpawner.package_index_dir = {str(wheels)!r}\n"
+             f"c.LocalSandboxSpawner.package_index_audit = {str(audit)!r}\n") if wheels else ""
+    return index + f"""
 c.JupyterHub.spawner_class = "hub.sandbox.LocalSandboxSpawner"
 c.LocalSandboxSpawner.dataset_service_url = {service.url!r}
 c.LocalSandboxSpawner.dataset_service_token = {service.token!r}
@@ -63,6 +66,31 @@ def demo_layout(root: Path, subjects: int = 12, seed: int = 5) -> tuple[LakeLayo
     db.close()
     os.chmod(datasets, 0o755)
     return LakeLayout(lake, datasets, {folder.name: []}, {folder.name: gid}), folder.name
+
+
+def make_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel ``name`` ``version`` (module ``name`` with ``VERSION``), as an operator
+    would put in the curated folder."""
+    import base64
+    import hashlib
+    import zipfile
+
+    mod = name.replace("-", "_")
+    files = {f"{mod}/__init__.py": f"VERSION = {version!r}\n",
+             f"{mod}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{mod}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: journey\nRoot-Is-Purelib: true\n"
+                                                 "Tag: py3-none-any\n"}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{mod}-{version}.dist-info/RECORD"] = "\n".join(record + [f"{mod}-{version}.dist-info/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{mod}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(out, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return out
 
 
 def wait_ready(hub, user: str, timeout: float = 150) -> dict:
@@ -220,5 +248,5 @@ def git_status(paths: tuple[str, ...] = ()) -> list[str]:
     return sorted(line for line in out.stdout.splitlines() if "__pycache__/" not in line)
 
 
-__all__ = ["REPO", "StandInDatasetService", "Workspace", "demo_layout", "git_status", "sandbox_hub_config",
+__all__ = ["REPO", "StandInDatasetService", "Workspace", "demo_layout", "git_status", "make_wheel", "sandbox_hub_config",
            "start_hub", "wait_ready", "wait_stopped"]

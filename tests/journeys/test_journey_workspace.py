@@ -21,8 +21,8 @@ import shutil
 
 import pytest
 
-from journey_support import (REPO, StandInDatasetService, Workspace, demo_layout, git_status, sandbox_hub_config,
-                             start_hub, wait_ready, wait_stopped)
+from journey_support import (REPO, StandInDatasetService, Workspace, demo_layout, git_status, make_wheel,
+                             sandbox_hub_config, start_hub, wait_ready, wait_stopped)
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -47,8 +47,11 @@ def stack(tmp_path_factory):
     service = StandInDatasetService(layout, grants={("alice", "lung"): [ds]}).start()
     runtime_root = f"/tmp/insitu-jw-{os.getpid()}"
     users = {"alice": ["researchers", "project-lung"]}
-    hub = start_hub(root / "hub", users=users, extra_config=sandbox_hub_config(service, homes, runtime_root))
-    st = {"hub": hub, "service": service, "ds": ds, "homes": homes, "before": before}
+    wheels, audit = root / "curated-wheels", root / "package-installs.jsonl"
+    make_wheel(wheels, "insitu-demo-extra", "1.2.0")
+    hub = start_hub(root / "hub", users=users,
+                    extra_config=sandbox_hub_config(service, homes, runtime_root, wheels, audit))
+    st = {"hub": hub, "service": service, "ds": ds, "homes": homes, "before": before, "audit": audit}
     yield st
     hub.api("DELETE", "/users/alice/server")
     try:
@@ -163,6 +166,19 @@ def test_terminal_python_and_pip_are_the_workspace_environment(stack, ws):
     assert any(line.startswith("monai ") for line in lines) and any(line.startswith("pandas ") for line in lines)
 
 
+def test_pip_installs_from_the_curated_index_only_and_every_install_is_recorded_by_the_hub(stack, ws):
+    out = ws.terminal("pip install insitu-demo-extra 2>&1 | tail -1; "
+                      "python -c 'import insitu_demo_extra as m; print(\"EXTRA\", m.VERSION)'; "
+                      "pip install --retries 0 --timeout 5 xgboost 2>&1 | tail -1", timeout=180)
+    assert "Successfully installed insitu-demo-extra-1.2.0" in out, out
+    assert "EXTRA 1.2.0" in out, out
+    assert "No matching distribution found for xgboost" in out, out  # not curated: nothing from outside
+    # kernels see the researcher's packages too
+    assert "1.2.0" in ws.exec("import insitu_demo_extra; print(insitu_demo_extra.VERSION)")
+    records = [json.loads(line) for line in stack["audit"].read_text().splitlines()]
+    assert [(r["user"], r["package"], r["version"]) for r in records] == [("alice", "insitu-demo-extra", "1.2.0")]
+
+
 def test_the_checkout_stays_clean(stack, ws):
     """Nothing the workspace ran wrote into the source tree (config marker, checkpoints, lock files)."""
     assert not (REPO / "hub" / "workspace" / "etc" / "jupyter" / "migrated").exists()
@@ -174,5 +190,7 @@ def test_the_checkout_stays_clean(stack, ws):
 
 def written_by_running(entry: str) -> bool:
     code, path = entry[:2], entry[3:]
+    # (new source files are people's edits in a shared working tree, not something a run wrote)
+    source = path.endswith((".py", ".js", ".html", ".css", ".md", ".sh"))
     return (code == "!!" or path.startswith("package")
-            or (code == "??" and path.startswith(("hub/workspace/", "notebooks/", "bench/"))))
+            or (code == "??" and not source and path.startswith(("hub/workspace/", "notebooks/", "bench/"))))
