@@ -32,6 +32,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
+
+from kubespawner.slugs import is_valid_label, safe_slug
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = [
@@ -259,14 +261,10 @@ def derive_uid(user: str, settings: PlanSettings) -> int:
 
 
 def label_value(value: str) -> str:
-    """A valid Kubernetes label value for ``value``: itself when already
-    valid, else a lower-case slug plus a short hash (so distinct values stay
-    distinct)."""
-    if _LABEL_VALUE.fullmatch(value) and len(value) <= 63:
-        return value
-    slug = re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-.")[:48].strip("-.")
-    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else f"x-{digest}"
+    """A valid Kubernetes label value for ``value``: kubespawner's ``safe_slug`` (itself when already a
+    valid label, else a lower-case slug, ``---`` and a hash: a valid value never contains ``--``, so two
+    distinct values never share a label)."""
+    return safe_slug(value, is_valid=is_valid_label, max_length=63)
 
 
 def _check_name(kind: str, value: str, pattern: re.Pattern) -> None:

@@ -190,6 +190,17 @@ def test_labels_are_valid_kubernetes_label_values():
     assert label_value("a@b") != label_value("a#b")
 
 
+def test_label_values_of_distinct_names_never_collide():
+    """kubespawner's safe_slug: a valid name is kept; any other gets '---' and a hash, and a name holding
+    '--' is itself slugged. The old hand-written slug gave 'eve-example-<hash>' to 'Eve@Example', the very
+    label of a user called 'eve-example-<hash>'."""
+    slugged = label_value("Eve@Example")
+    assert "---" in slugged
+    assert label_value(slugged) != slugged  # a user named like another's slug gets a label of its own
+    assert label_value(slugged.replace("---", "-")) != slugged
+    assert label_value("alice") == "alice"
+
+
 def test_profiles_set_resources_and_kind():
     assert plan(profile="notebook-gpu").resources.gpu == 1
     assert plan(profile="notebook-cpu").resources.gpu == 0
