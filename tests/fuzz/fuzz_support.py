@@ -98,7 +98,7 @@ def load_schema(url: str):
 
 
 def fuzz(stack, service: str, roles: list[str | None], max_examples: int, report: Report,
-         seed: int | None = 19) -> Report:
+         seed: int | None = 19, negative: bool = True) -> Report:
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis import GenerationMode
 
@@ -114,7 +114,8 @@ def fuzz(stack, service: str, roles: list[str | None], max_examples: int, report
         report.operations.add(label)
         has_input = any(len(getattr(op, part).items) for part in ("path_parameters", "query", "headers", "body"))
         # invalid data needs something to be invalid: operations without any input get valid data only
-        modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input else (GenerationMode.POSITIVE,)
+        modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if has_input and negative else \
+            (GenerationMode.POSITIVE,)
         for mode in modes:
             _fuzz_op(stack, op, label, roles, mode, base_url, max_examples, report, seed,
                      given, settings, HealthCheck, Phase)
