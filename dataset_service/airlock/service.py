@@ -2,7 +2,8 @@
 
 Rules (each has a test that tries to break it)
 - Only a user with the ``researchers`` role submits, and only files from their
-  own home (``<homes_root>/<login>``); the files are frozen into the store at
+  own home of the project the request is for (``<homes_root>/<login>/<project>``:
+  one home per user and project, as the workspaces have them); the files are frozen into the store at
   that moment and the review, the findings and any download use the frozen
   copy only.
 - A reviewer holds one of ``reviewer_roles`` and is never the requester; one
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -96,10 +98,28 @@ class Airlock:
     def can_download(self, who: Identity, req: ExportRequest) -> bool:
         return (not who.is_service) and who.name == req.requester and req.state == "approved"
 
-    def home_of(self, login: str) -> Path:
+    def home_of(self, login: str, project: str | None) -> Path:
+        """The workspace home of ``login`` in ``project`` (``<homes_root>/<login>/<project>``)."""
         if not _SAFE_USER.fullmatch(login) or login in (".", ".."):
             raise AirlockError(400, f"no home folder can be derived for the login {login!r}")
-        return self.settings.homes_root / login
+        if not project or not _SAFE_ID.fullmatch(project):
+            raise AirlockError(400, "name the project (or the workspace session) whose home holds the files")
+        return self.settings.homes_root / login / project
+
+    def home_for(self, who: Identity, project: str | None, link: SessionLink | None) -> Path:
+        """The home a request's files come from: the named project's, else the session's project's,
+        else the only project's of a member of one project."""
+        only = sorted(who.projects)[0] if len(who.projects) == 1 else None
+        return self.home_of(who.name, project or (link.project if link else None) or only)
+
+    def project_homes(self, login: str) -> list[tuple[str, Path]]:
+        """(project, home) of every project home of ``login`` (folders only, never a symlink)."""
+        base = self.home_of(login, "x").parent
+        try:
+            names = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            return []
+        return [(n, base / n) for n in names if _SAFE_ID.fullmatch(n)]
 
     # ------------------------------------------------------------------ sessions
     def _session_link(self, s: Session, login: str, session_id: str | None) -> SessionLink | None:
@@ -163,7 +183,7 @@ class Airlock:
             if old.state != "returned":
                 raise AirlockError(409, "only a request returned for changes can be replaced")
 
-        home = self.home_of(who.name)
+        home = self.home_for(who, project, link)
         frozen = []
         total = 0
         for n in names:  # copy now: later changes in the workspace change nothing here
@@ -215,21 +235,21 @@ class Airlock:
     # ------------------------------------------------------------------ drafts
     def drafts(self, s: Session, login: str) -> list[dict]:
         """Export drafts written by ``python -m hub.workspace.export`` in the home, not yet submitted."""
-        home = self.home_of(login)
-        folder = home / DRAFT_DIR
-        if any(p.is_symlink() for p in (folder.parent, folder)) or not folder.is_dir():
-            return []
         used = set(s.scalars(select(ExportRequest.draft_id).where(ExportRequest.requester == login,
                                                                   ExportRequest.draft_id.is_not(None))).all())
         out = []
-        for name, _size in list_home(folder, max_entries=200, max_depth=1):
-            if not _DRAFT_NAME.fullmatch(name) or name[:-5] in used:
+        for project, home in self.project_homes(login):
+            folder = home / DRAFT_DIR
+            if any(p.is_symlink() for p in (folder.parent, folder)) or not folder.is_dir():
                 continue
-            try:
-                d = self.parse_draft(read_small_from_home(home, f"{DRAFT_DIR}/{name}"), name[:-5])
-            except (RefusedFile, AirlockError):
-                continue
-            out.append(d)
+            for name, _size in list_home(folder, max_entries=200, max_depth=1):
+                if not _DRAFT_NAME.fullmatch(name) or name[:-5] in used:
+                    continue
+                try:
+                    d = self.parse_draft(read_small_from_home(home, f"{DRAFT_DIR}/{name}"), name[:-5])
+                except (RefusedFile, AirlockError):
+                    continue
+                out.append({**d, "project": project})
         return sorted(out, key=lambda d: d.get("created_at") or "", reverse=True)
 
     @staticmethod
@@ -256,14 +276,19 @@ class Airlock:
         if s.scalars(select(ExportRequest.id).where(ExportRequest.requester == who.name,
                                                     ExportRequest.draft_id == draft_id)).first():
             raise AirlockError(409, "this draft has already been submitted")
-        try:
-            raw = read_small_from_home(self.home_of(who.name), f"{DRAFT_DIR}/{draft_id}.json")
-        except RefusedFile as e:
-            raise AirlockError(404, f"no such export draft in your home ({e.reason})")
+        raw, reason = None, "no project home"
+        for project, home in self.project_homes(who.name):  # the draft lies in the home of its project
+            try:
+                raw = read_small_from_home(home, f"{DRAFT_DIR}/{draft_id}.json")
+                break
+            except RefusedFile as e:
+                reason = e.reason
+        if raw is None:
+            raise AirlockError(404, f"no such export draft in your homes ({reason})")
         d = self.parse_draft(raw, draft_id)
         return self.submit(s, who, files=[f["name"] for f in d["files"]], justification=d["justification"],
-                           session_id=d["session_id"], expected={f["name"]: f["sha256"] for f in d["files"]},
-                           draft_id=draft_id)
+                           project=project, session_id=d["session_id"],
+                           expected={f["name"]: f["sha256"] for f in d["files"]}, draft_id=draft_id)
 
     # ------------------------------------------------------------------ review
     def load(self, s: Session, request_id: str, *, lock: bool = False) -> ExportRequest:

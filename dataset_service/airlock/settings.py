@@ -15,7 +15,7 @@ class AirlockSettings(BaseSettings):
 
     store_dir: Path = Field(VAR / "airlock", description="Host folder of the frozen, content-addressed export store.")
     homes_root: Path = Field(
-        VAR / "homes", description="Host folder holding the workspace homes, one folder per user (<root>/<user>).")
+        VAR / "homes", description="Host folder holding the workspace homes, one per user and project (<root>/<user>/<project>).")
     reviewer_roles: list[str] = Field(
         ["data-managers", "dac"], description="Hub roles whose members review export requests (never the requester).")
     quorum: int = Field(1, ge=1, description="Approvals of distinct reviewers that release a request.")

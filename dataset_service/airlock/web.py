@@ -155,11 +155,11 @@ def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: st
     with request.app.state.db.session() as s:
         drafts = airlock.drafts(s, who.name)
         sessions = airlock.sessions_of(s, who.name)
+        try:  # the home of the chosen (or latest) session's project: one home per user and project
+            files = list_home(airlock.home_for(who, None, airlock._session_link(s, who.name, session_id)))
+        except AirlockError:
+            files = []
     draft = next((d for d in drafts if d["draft_id"] == draft_id), None) if draft_id else None
-    try:
-        files = list_home(airlock.home_of(who.name))
-    except AirlockError:
-        files = []
     return _render(request, "airlock/new.html", who, status=status, files=files, drafts=drafts, draft=draft,
                    sessions=sessions, error=error, refused=refused or [], chosen=set(chosen or []),
                    justification=justification, session_id=session_id)

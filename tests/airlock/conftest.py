@@ -34,13 +34,16 @@ class AirlockStack:
     def api(self, name):
         return self.st.api(name)
 
-    def home(self, user: str) -> Path:
-        h = self.settings.homes_root / user
+    def home(self, user: str, project: str | None = None) -> Path:
+        """The user's workspace home of ``project`` (default: the user's first project), one per user and project."""
+        project = project or next((g[len("project-"):] for g in USERS.get(user, []) if g.startswith("project-")),
+                                  "exports-a")
+        h = self.settings.homes_root / user / project
         h.mkdir(parents=True, exist_ok=True)
         return h
 
-    def write(self, user: str, name: str, data: bytes) -> Path:
-        p = self.home(user) / name
+    def write(self, user: str, name: str, data: bytes, project: str | None = None) -> Path:
+        p = self.home(user, project) / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
         return p

@@ -83,7 +83,7 @@ def test_file_changed_after_the_request_does_not_change_what_is_reviewed(airlock
 def test_requester_cannot_review_own_request_even_with_a_reviewer_role(airlock_stack, session):
     a = airlock_stack
     a.st.hub.add_user("rita", ["researchers", "dac", "project-exports-a"])
-    r = submit(a, "rita", {"model/summary.json": b'{"auc": 0.91}'})
+    r = submit(a, "rita", {"model/summary.json": b'{"auc": 0.91}'}, project="exports-a")
     assert r.status_code == 201, r.text
     rid = r.json()["request_id"]
     assert r.json()["can_review"] is False
@@ -91,7 +91,7 @@ def test_requester_cannot_review_own_request_even_with_a_reviewer_role(airlock_s
         resp = review(a, "rita", rid, decision, reason)
         assert resp.status_code == 403 and "own" in resp.json()["detail"], resp.text
     # an admin passes every role check, but not this one
-    r2 = submit(a, "admin", {"admin/x.json": b"{}"})
+    r2 = submit(a, "admin", {"admin/x.json": b"{}"}, project="exports-a")
     assert r2.status_code == 201, r2.text
     assert review(a, "admin", r2.json()["request_id"], "approve").status_code == 403
     with a.api("dac1") as c:
@@ -304,7 +304,7 @@ def test_every_step_is_traced_with_digests_and_session_linkage(airlock_stack, se
 
 def test_listing_scopes(airlock_stack, session):
     a = airlock_stack
-    submit(a, "cleo", {"c/x.txt": b"cleo's"})
+    submit(a, "cleo", {"c/x.txt": b"cleo's"}, project="exports-a")
     with a.api("cleo") as c:
         assert {x["requester"] for x in c.get("/api/exports").json()} == {"cleo"}
     with a.api("bram") as c:

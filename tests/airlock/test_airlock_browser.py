@@ -62,11 +62,11 @@ def run_export_command(home: Path, session_id: str, *files: str, justification: 
 def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     a = airlock_stack
     sid, ds = a.open_session("cleo", "exports-b")
-    home = a.home("cleo")
+    home = a.home("cleo", "exports-b")  # the home of the session's project
     fig, table = png_bytes(480, 360), b"model,n,dice\nunet,48,0.83\nsegresnet,48,0.81\n"
-    a.write("cleo", "results/fig1.png", fig)
-    a.write("cleo", "results/summary.csv", table)
-    a.write("cleo", "results/scan.dcm", dicom_bytes())
+    a.write("cleo", "results/fig1.png", fig, project="exports-b")
+    a.write("cleo", "results/summary.csv", table, project="exports-b")
+    a.write("cleo", "results/scan.dcm", dicom_bytes(), project="exports-b")
 
     # 1. in the workspace: the export command writes a draft with the digests
     draft = run_export_command(home, sid, "results/fig1.png", "results/summary.csv",
@@ -86,7 +86,7 @@ def test_end_to_end_export_in_a_browser(airlock_stack, browser):
     shot(page, "02-researcher-pending")
 
     # the workspace copy changes after the request: the review is not affected
-    a.write("cleo", "results/fig1.png", png_bytes(64, 64))
+    a.write("cleo", "results/fig1.png", png_bytes(64, 64), project="exports-b")
 
     # a second request, chosen on the page: a DICOM file, flagged
     page.goto(a.st.public + "/exports/new")
