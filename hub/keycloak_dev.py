@@ -138,8 +138,10 @@ class DevKeycloak:
             "JAVA_HOME": java,
             "KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
-            # Java 24+: jboss-threads resets thread locals through java.lang internals
-            "JAVA_OPTS_APPEND": "--add-opens=java.base/java.lang=ALL-UNNAMED",
+            # Java 24+: jboss-threads resets thread locals through java.lang internals.
+            # C1 only: a short-lived dev server on two cores starts about twice as fast
+            # without the C2 compiler threads (measured: 80-85 s against 126-169 s).
+            "JAVA_OPTS_APPEND": "--add-opens=java.base/java.lang=ALL-UNNAMED -XX:TieredStopAtLevel=1",
         })
         cmd = [str(home / "bin" / "kc.sh"), "start-dev", "--db=dev-mem", "--http-host=127.0.0.1",
                f"--http-port={self.port}", "--hostname-strict=false", "--log-level=WARN,org.keycloak.services:INFO"]
