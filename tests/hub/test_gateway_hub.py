@@ -72,10 +72,13 @@ c.LocalSandboxSpawner.home_root = {str(homes)!r}
 c.LocalSandboxSpawner.runtime_root = {runtime_root!r}
 c.LocalSandboxSpawner.http_timeout = 90
 c.LocalSandboxSpawner.start_timeout = 90
-# the platform's own role for users (hub.config): no API tokens, no sharing
+# the platform's own roles for users (hub.config): no API tokens for researchers, no sharing
 from hub.config import role_definitions
 c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] != "user"] + \\
-    [r for r in role_definitions() if r["name"] == "user"]
+    [r for r in role_definitions() if r["name"] in ("user", "insitu-api-tokens")]
+# and the platform's pages (hub/frontdoor.py)
+from hub import frontdoor
+frontdoor.configure(c)
 """
     hub = start_hub(root / "hub", users=USERS, extra_config=config)
     yield hub, service, layout, runtime_root
@@ -193,6 +196,16 @@ def test_researchers_cannot_create_hub_api_tokens(stack, alice):
         assert r.status_code == 403, r.text
     tokens = hub.api("GET", "/users/alice/tokens").json()["api_tokens"]
     assert not [t for t in tokens if t.get("note") == "download"]
+    # the Token page is not offered to her; a committee member (who scripts reviews) has it
+    with closing(browser(hub, "alice")) as c:
+        home = c.get("/hub/home")
+        assert home.status_code == 200 and 'class="insitu-nav"' in home.text
+        assert 'href="/hub/token"' not in home.text
+    with closing(browser(hub, "dac1")) as c:
+        assert 'href="/hub/token"' in c.get("/hub/home").text
+        r = c.post("/hub/api/users/dac1/tokens", json={"note": "review script"},
+                   headers={"X-XSRFToken": c.cookies.get("_xsrf", path="/hub/")})
+        assert r.status_code == 201, r.text
 
 
 def _find_server_socket(runtime_root: str, user_uid: int) -> str:
