@@ -225,7 +225,7 @@ async def review_submit(request_id: str, request: Request, who: Identity | None 
         with request.app.state.db.session() as s:
             airlock.review(s, request_id, who, decision=decision, reason=reason)
     except AirlockError as e:
-        if e.status == 400:
+        if e.status in (400, 422):  # bad input: said on the page, nothing changed
             return detail_page(request_id, request, who, airlock, error=str(e.reason))
         raise HTTPException(e.status, e.reason)
     except TraceFailed as e:
