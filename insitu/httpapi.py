@@ -3,8 +3,10 @@
 One place for what every API answers the same way:
 
 - ``UtcDateTime``: response date-times always carry their UTC offset;
-- bounded integer types for ids and paging (``RowId``, ``Offset``, ``limit_query``): SQLite and
-  PostgreSQL store 64-bit integers, so anything above ``2**63 - 1`` is refused with a 422 before it
+- bounded integer types for ids and paging (``RowId``, ``Offset``, ``limit_query``): at most
+  ``2**53 - 1``, the largest integer a JSON number carries exactly (RFC 8259 section 6; a bound of
+  ``2**63 - 1`` reads back as the double 2**63 and lets 2**63 + 191 through schema-driven clients),
+  and well inside the 64-bit columns of SQLite and PostgreSQL: anything above is a 422 that never
   reaches the database;
 - ``unprocessable``: a hand-written 422 in FastAPI's documented shape (``{"detail": [{"loc", "msg",
   "type"}]}``), never ``{"detail": "<string>"}``;
@@ -34,11 +36,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("insitu.http")
 
-MAX_INT64 = 2**63 - 1
+MAX_ID = 2**53 - 1  # exact in every JSON parser; see the module docstring
 
-RowId = Annotated[int, Path(ge=1, le=MAX_INT64, description="a row id (1 to 2^63-1)")]
-BodyId = Annotated[int, Field(ge=1, le=MAX_INT64, description="a row id (1 to 2^63-1)")]  # in request bodies
-Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="items to skip (0 to 2^63-1)")]
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id (1 to 2^53-1)")]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID, description="a row id (1 to 2^53-1)")]  # in request bodies
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="items to skip (0 to 2^53-1)")]
 
 
 def _utc(v: dt.datetime) -> dt.datetime:

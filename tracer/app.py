@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import AwareDatetime, BeforeValidator, ValidationError
 
 from insitu.apidocs import install_api_docs
-from insitu.httpapi import MAX_INT64, install_http_policy, unprocessable
+from insitu.httpapi import MAX_ID, install_http_policy, unprocessable
 
 from insitu.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
 from tracer.batcher import Batcher, BatcherConfig
@@ -189,7 +189,7 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
         caller: str | None = Query(None, max_length=128),
         since: TimeFilter = None,
         until: TimeFilter = None,
-        cursor: int | None = Query(None, ge=0, le=MAX_INT64, description="next_cursor of the previous page"),
+        cursor: int | None = Query(None, ge=0, le=MAX_ID, description="next_cursor of the previous page"),
         limit: int = Query(100, ge=1, le=1000),
         format: Literal["json", "jsonl"] = "json",
         who: Identity = Depends(auditors),

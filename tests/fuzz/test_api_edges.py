@@ -181,7 +181,7 @@ def test_specs_say_what_the_code_enforces(st):
     for spec in (ds, tr):
         assert spec["components"]["securitySchemes"]["hubToken"]["name"] == "Authorization"
     params = {p["name"]: p["schema"] for p in ds["paths"][f"{P}/api/datasets"]["get"]["parameters"]}
-    assert params["limit"]["maximum"] == 500 and params["offset"]["maximum"] == 2**63 - 1
+    assert params["limit"]["maximum"] == 500 and params["offset"]["maximum"] == 2**53 - 1
     ops = ds["paths"][f"{P}/api/access-requests"]["get"]
     state = next(p for p in ops["parameters"] if p["name"] == "state")["schema"]
     ref = state["anyOf"][0]["$ref"].rsplit("/", 1)[-1]

@@ -126,7 +126,7 @@ def _lake(tmp_path, uid) -> dict[str, Path]:
                 link = datasets / ds / study
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(f"/mnt/datalake/{study}")
-    (homes / "alice").mkdir(parents=True)
+    (homes / "alice" / "lung1").mkdir(parents=True)  # one home per user and project (hub/kube.py)
     return {"insitu-lake": lake, "insitu-datasets": datasets, "insitu-homes": homes, "_data": data}
 
 
@@ -146,7 +146,9 @@ def _set_permissions(paths, uid):
                 os.chmod(os.path.join(dirpath, f), 0o640)
         if gid is not None:
             subprocess.run(["setfacl", "-R", "-m", f"g:{gid}:rX", str(lake / study)], check=True)
-    os.chown(paths["insitu-homes"] / "alice", uid, 100)
+    os.chown(paths["insitu-homes"] / "alice", 0, 0)
+    os.chmod(paths["insitu-homes"] / "alice", 0o755)
+    os.chown(paths["insitu-homes"] / "alice" / "lung1", uid, 100)
 
 
 PROBE = r"""
@@ -239,4 +241,4 @@ async def test_generated_pod_runs_with_only_granted_studies_readable(podman, tmp
         "write-root": "denied",
         "write-home": "ok",
     }, out
-    assert (paths["insitu-homes"] / "alice" / "result.txt").stat().st_uid == plan.uid
+    assert (paths["insitu-homes"] / "alice" / "lung1" / "result.txt").stat().st_uid == plan.uid
