@@ -305,10 +305,6 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
         # no GPU in the local sandbox; the desktop is the same sandbox with a graphical session
         return ["notebook-cpu", "desktop"]
 
-    @default("options_form")
-    def _default_options_form(self):
-        return self.insitu_options_form
-
     @default("cmd")
     def _default_cmd(self):
         return [f"{self.workspace_env}/bin/jupyterhub-singleuser"]

@@ -27,9 +27,11 @@ Invariants
 from __future__ import annotations
 
 import datetime as dt
-import html
+import functools
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import jinja2
 from tornado import web
 from traitlets import Bool, Dict, HasTraits, Integer, List, Unicode, default
 
@@ -143,38 +145,40 @@ def readable_date(value: Any) -> str:
     return f"{t.day} {t.strftime('%B %Y')}"
 
 
-def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, ...]], projects: Iterable[str]) -> str:
-    """The options form: profiles (name, label[, description]), one project, and the
-    datasets the user may use (grouped by project). ``usable`` are rows of ``usable-datasets``."""
-    esc = html.escape
-    projects = sorted(set(projects) | {str(r.get("project")) for r in usable if r.get("project")})
-    parts = ['<div class="insitu-options">', "<fieldset><legend>Workspace</legend>"]
-    for i, (name, label, *desc) in enumerate(profiles):
-        checked = " checked" if i == 0 else ""
-        small = f' <small class="insitu-profile-desc">{esc(desc[0])}</small>' if desc and desc[0] else ""
-        parts.append(
-            f'<label><input type="radio" name="profile" value="{esc(name)}"{checked}> {esc(label)}{small}</label><br>'
-        )
-    parts.append("</fieldset><fieldset><legend>Project</legend>")
-    if not projects:
-        parts.append("<p>You are not a member of any project.</p>")
-    for i, p in enumerate(projects):
-        checked = " checked" if i == 0 else ""
-        parts.append(f'<label><input type="radio" name="project" value="{esc(p)}"{checked}> {esc(p)}</label><br>')
-    parts.append("</fieldset><fieldset><legend>Datasets</legend>")
-    if not usable:
-        parts.append("<p>No dataset is granted to your projects.</p>")
-    for r in sorted(usable, key=lambda r: (str(r.get("project")), str(r.get("name")), str(r.get("dataset_id")))):
-        did = esc(str(r["dataset_id"]))
-        label = esc(f"{r.get('name') or r['dataset_id']} v{r.get('version', '')}".strip())
-        proj = esc(str(r.get("project", "")))
-        exp = esc(readable_date(r.get("expires_at")))
-        parts.append(
-            f'<label data-project="{proj}"><input type="checkbox" name="dataset" value="{did}"> '
-            f"{label} <small>(project {proj}{', granted until ' + exp if exp else ''}; id {did})</small></label><br>"
-        )
-    parts.append("</fieldset></div>")
-    return "\n".join(parts)
+FORM_TEMPLATE = "options_form.html"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+
+@functools.lru_cache(maxsize=8)
+def _form_environment(paths: tuple[str, ...]) -> jinja2.Environment:
+    """Templates from ``paths`` first, then the package's own (as KubeSpawner's profile form)."""
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(list(paths)), jinja2.FileSystemLoader(str(TEMPLATES_DIR))])
+    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def form_context(usable: list[Mapping[str, Any]], profiles: list[tuple[str, ...]],
+                 projects: Iterable[str]) -> dict[str, list]:
+    """What the form shows, in order: profiles (name, label[, description]), the user's projects (and those of
+    the usable datasets), the usable datasets (rows of ``usable-datasets``) by project, name and id."""
+    rows = sorted(usable, key=lambda r: (str(r.get("project")), str(r.get("name")), str(r.get("dataset_id"))))
+    return {
+        "profiles": [{"name": name, "label": label, "description": desc[0] if desc else ""}
+                     for name, label, *desc in profiles],
+        "projects": sorted(set(projects) | {str(r.get("project")) for r in usable if r.get("project")}),
+        "datasets": [{"id": str(r["dataset_id"]),
+                      "label": f"{r.get('name') or r['dataset_id']} v{r.get('version', '')}".strip(),
+                      "project": str(r.get("project", "")),
+                      "expires": readable_date(r.get("expires_at"))} for r in rows],
+    }
+
+
+def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, ...]], projects: Iterable[str], *,
+                template: str = "", template_paths: Iterable[str] = ()) -> str:
+    """The options form: ``form_context`` rendered by the Jinja template ``hub/templates/options_form.html``
+    (``template``, a template string, wins; ``template_paths`` are searched for that file first)."""
+    env = _form_environment(tuple(template_paths))
+    tpl = env.from_string(template) if template else env.get_template(FORM_TEMPLATE)
+    return tpl.render(**form_context(usable, profiles, projects))
 
 
 def user_projects(group_names: Iterable[str]) -> list[str]:
@@ -210,6 +214,23 @@ class DatasetSessionMixin(HasTraits):
     @default("offered_profiles")
     def _default_offered_profiles(self):
         return [p.name for p in DEFAULT_PROFILES]
+
+    options_form_template = Unicode(
+        "",
+        config=True,
+        help="""Jinja template (a string) of the options form; empty: ``options_form.html`` from
+        ``options_form_template_paths`` or hub/templates. It gets ``profiles``, ``projects`` and ``datasets``
+        (see hub/templates/options_form.html) and is autoescaped.""",
+    )
+    options_form_template_paths = List(
+        Unicode(),
+        config=True,
+        help="Folders searched for options_form.html before the platform's own (hub/templates).",
+    )
+
+    @default("options_form")
+    def _default_insitu_options_form(self):
+        return self.insitu_options_form
 
     lake_dir = Unicode("var/lake", config=True, help="The data lake folder on the host (the service's answer wins).")
     lake_mount_path = Unicode("/mnt/datalake", config=True, help="Where workspaces see the lake.")
@@ -273,7 +294,8 @@ class DatasetSessionMixin(HasTraits):
         except DatasetServiceError as e:
             self.log.warning("dataset service unavailable for the options form: %s", e)
             return "<p>The dataset service cannot be reached; no workspace can start now.</p>"
-        return render_form(usable, self._profiles(), user_projects(self._group_names()))
+        return render_form(usable, self._profiles(), user_projects(self._group_names()),
+                           template=self.options_form_template, template_paths=self.options_form_template_paths)
 
     async def options_from_form(self, formdata):
         """The form's choices, checked before anything starts: a plain message in the form

@@ -1,4 +1,10 @@
-"""The pure parts of hub/spawner_base.py: options form, user options, session answer checks."""
+"""The pure parts of hub/spawner_base.py: options form, user options, session answer checks.
+
+Golden file: tests/hub/golden/options_form.html is the form rendered from ``GOLDEN_USABLE`` and
+``GOLDEN_PROFILES`` (review a change to hub/templates/options_form.html against it, then rewrite it).
+"""
+
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +32,30 @@ def test_form_lists_only_usable_datasets_and_escapes_them():
     assert html.count('name="dataset"') == 2
     assert 'value="brain"' in html and 'value="lung"' in html
     assert "No dataset" in render_form([], [("notebook-cpu", "x")], [])
+
+
+GOLDEN = Path(__file__).parent / "golden" / "options_form.html"
+GOLDEN_USABLE = USABLE + [
+    {"dataset_id": "ds-c", "name": "", "version": "", "project": "brain & co", "gid": 70003, "expires_at": "not a date"},
+]
+GOLDEN_PROFILES = [("notebook-cpu", "Notebook (CPU)", "2 CPU cores, 8 GiB memory, no GPU"),
+                   ("desktop", "Remote <desktop>", ""), ("plain", "Plain")]
+
+
+def golden_render(**kw) -> str:
+    return (render_form(GOLDEN_USABLE, GOLDEN_PROFILES, ["lung", 'oncology"x'], **kw)
+            + "\n<!-- no project, no dataset -->\n" + render_form([], [("notebook-cpu", "x")], [], **kw) + "\n")
+
+
+def test_form_matches_the_golden_file():
+    assert golden_render() == GOLDEN.read_text()
+
+
+def test_form_template_can_be_replaced(tmp_path):
+    string = render_form(USABLE, [("p", "P")], ["lung"], template="{% for d in datasets %}[{{ d.id }}]{% endfor %}")
+    assert string == "[ds-&lt;b&gt;][ds-a]"  # autoescaped, in display order
+    (tmp_path / "options_form.html").write_text("{{ projects | join(',') }}|{{ profiles[0].label }}")
+    assert render_form(USABLE, [("p", "<P>")], ["brain"], template_paths=[str(tmp_path)]) == "brain,lung|&lt;P&gt;"
 
 
 def test_parse_form():

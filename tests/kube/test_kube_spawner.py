@@ -179,6 +179,12 @@ async def test_manifest_invariants(name):
         assert c["image"].startswith("registry.insitu.local/insitu/notebook:")
 
 
+async def test_the_options_form_is_the_platforms_on_kubernetes_too():
+    """KubeSpawner's own default form (its profile_list, empty here) would offer no dataset at all."""
+    sp = make_spawner()
+    assert sp.options_form == sp.insitu_options_form
+
+
 async def test_dataset_of_another_project_is_never_rendered():
     with pytest.raises(Exception) as e:
         build_plan("alice", "lung1", GRANTED, ["ds-breast-mr-v1"], "notebook-cpu", SETTINGS, session_id="s-1")
