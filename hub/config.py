@@ -352,6 +352,9 @@ def service_definitions(settings: InsituHub, tokens: dict[str, str]) -> list[dic
         "INSITU_VAR_DIR": settings.var_dir,
         "PYTHONPATH": root,
         "PATH": f"{Path(py).parent}:{Path(root) / 'node_modules' / '.bin'}:/usr/local/bin:/usr/bin:/bin",
+        # compiled files of the services go to a cache, never into the code they run from
+        "PYTHONPYCACHEPREFIX": os.environ.get("PYTHONPYCACHEPREFIX")
+        or os.path.join(settings.var_dir, "cache", "pycache"),
     }
     if settings.subdomain_host:
         # the services send browsers to the hub's own origin to log in (JupyterHub's
@@ -526,7 +529,7 @@ def configure_hub(c, settings: InsituHub, tokens: dict[str, str] | None = None) 
     from hub import frontdoor
 
     c.Spawner.stop_notices_path = settings.path("run", "stop-notices.json")
-    frontdoor.configure(c, settings.path("run", "stop-notices.json"))
+    frontdoor.configure(c, settings.path("run", "stop-notices.json"), c.Spawner.dataset_service_url)
     c.Authenticator.manage_groups = True
     c.Authenticator.auth_refresh_age = 60
     c.Authenticator.refresh_pre_spawn = True

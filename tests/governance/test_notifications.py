@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import re
+from contextlib import closing
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -180,3 +181,74 @@ def test_notifications_page(st):
         assert 'href="/services/dataset-service/notifications"' in c.get("/").text
     with st.api("alice") as c:
         assert c.get("/api/notifications/unread-count").json() == {"unread": 0}
+
+
+def hub_browser(st, user):
+    """A browser session on the hub itself (its login form), as a person opens the hub's home."""
+    import httpx
+
+    from fixtures.jupyterhub import DEMO_PASSWORD
+
+    c = httpx.Client(base_url=st.hub.url, timeout=30, follow_redirects=False)
+    c.get("/hub/login")
+    r = c.post("/hub/login", data={"username": user, "password": DEMO_PASSWORD, "_xsrf": c.cookies.get("_xsrf", "")})
+    assert r.status_code == 302 and "/hub/login" not in r.headers["location"], (r.status_code, r.headers)
+    return c
+
+
+def test_the_hub_home_lists_the_users_notifications_with_the_unread_count(st):
+    """The hub's home page asks the dataset service as the user (a hub-made token of the user's own
+    scopes): alice sees her notices and her unread count, bob sees none of hers; after she marks them
+    read in the service, the count is gone from the home page."""
+    with st.api("alice") as c:
+        c.post("/api/notifications/read", json={})
+    with st.app.state.db.session() as s:
+        st.app.state.notifier.notify(s, ["alice"], "export-reviewed", "Export request <approved>: home", "ok",
+                                     "/exports/home-1")
+        st.app.state.notifier.notify(s, ["alice"], "grant-expiring", "Access to Home lung v1 ends in 3 day(s)")
+    with closing(hub_browser(st, "alice")) as c:
+        home = c.get("/hub/home")
+        assert home.status_code == 200
+        section = home.text[home.text.index('id="insitu-notifications"'):]
+        assert '2 unread' in section
+        assert "Export request &lt;approved&gt;: home" in section  # escaped, never markup
+        assert 'href="/services/dataset-service/exports/home-1"' in section
+        assert "Access to Home lung v1 ends in 3 day(s)" in section
+        assert 'href="/services/dataset-service/notifications"' in section
+        # the token the hub made is alice's, limited to the dataset service and her own name and groups
+        r = st.hub.api("GET", "/users/alice/tokens")
+        made = [t for t in r.json()["api_tokens"] if t["note"] == "insitu hub home: notifications"]
+        assert made and set(made[0]["scopes"]) == {"access:services!service=dataset-service",
+                                                   "read:users:name!user=alice", "read:users:groups!user=alice"}
+        assert made[0]["expires_at"]
+        c.get("/hub/home")  # a second visit reuses it
+        assert len([t for t in st.hub.api("GET", "/users/alice/tokens").json()["api_tokens"]
+                    if t["note"] == "insitu hub home: notifications"]) == 1
+    with closing(hub_browser(st, "bob")) as c:
+        home = c.get("/hub/home").text
+        assert 'id="insitu-notifications"' in home and "Export request &lt;approved&gt;: home" not in home
+    with st.api("alice") as c:
+        assert c.post("/api/notifications/read", json={}).json()["unread"] == 0
+    with closing(hub_browser(st, "alice")) as c:
+        section = c.get("/hub/home").text.split('id="insitu-notifications"', 1)[1]
+        assert "unread" not in section.split("</h2>", 1)[0]
+
+
+def test_the_hub_home_fetch_gives_up_plainly_when_the_service_is_down(st):
+    """No dataset service at the address (a closed loopback port): the home page's fetch answers "not ok"
+    (the template then says the list cannot be shown) instead of failing the hub's page."""
+    import asyncio
+
+    from fixtures.jupyterhub import free_port
+    from hub.home_notifications import HomeNotifications
+
+    class User:  # the hub's user as the fetch sees it: a name and JupyterHub's token maker
+        name = "alice"
+
+        def new_api_token(self, **kw):
+            return "not-a-token"
+
+    got = asyncio.run(HomeNotifications(f"http://127.0.0.1:{free_port()}/services/dataset-service", timeout=2)(User()))
+    assert got["ok"] is False and got["items"] == [] and got["unread"] == 0
+    got = asyncio.run(HomeNotifications(st.base)(User()))  # a token the hub does not know: 401, not ok
+    assert got["ok"] is False
