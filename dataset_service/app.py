@@ -5,7 +5,7 @@
 Every router is listed in ``ROUTERS`` (module path, attribute); governance
 routers (access requests, grants, sessions, web pages) add one line each.
 All routes live under ``settings.service_prefix`` because the hub proxy does
-not strip it. At start the app runs ``alembic upgrade head`` and recovers
+not strip it; only the probes ``/livez`` and ``/readyz`` (``insitu.probes``) are outside it. At start the app runs ``alembic upgrade head`` and recovers
 builds that a crash interrupted.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from insitu.names import SERVICE_DATASET
 
 from insitu.apidocs import install_api_docs
 from insitu.httpapi import install_http_policy
+from insitu.probes import database_answers, install_probes
 
 from .airlock.deps import build_airlock
 from .airlock.settings import AirlockSettings
@@ -111,4 +112,5 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
         app.include_router(_load(spec), prefix=prefix)
     install_http_policy(app, max_body=settings.max_body_bytes)
     install_api_docs(app, prefix=prefix)
+    install_probes(app, database_answers(db.engine), name=SERVICE_DATASET)  # /livez, /readyz for Kubernetes
     return app

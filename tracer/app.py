@@ -13,7 +13,9 @@ the hub proxy routes the tracer service):
   the offline verifier reads).
 - ``GET /traces/{id}`` — one trace with its proof and anchor.
 - ``GET /anchor`` — chain id and contract address (what the verifier needs).
-- ``GET /metrics`` — Prometheus; ``GET /health``.
+- ``GET /metrics`` — Prometheus; ``GET /health`` (platform services only).
+- ``GET /livez``, ``GET /readyz`` — outside the prefix, without credentials, ``ok`` and nothing else
+  (``insitu.probes``): the chart's liveness and readiness probes.
 - ``GET /``, ``GET /trace/{id}`` — the auditor's web pages (``tracer.web.pages``),
   logged in through the hub's OAuth (``/login``, ``/oauth_callback``, ``/logout``).
 """
@@ -33,6 +35,7 @@ from pydantic import AwareDatetime, BeforeValidator, ValidationError
 
 from insitu.apidocs import install_api_docs
 from insitu.httpapi import MAX_ID, install_http_policy, unprocessable
+from insitu.probes import database_answers, install_probes
 
 from insitu.identity import HubAuthConfig, Identity, install_hub_auth, login_router, require_roles, require_service
 from tracer.batcher import Batcher, BatcherConfig
@@ -248,4 +251,5 @@ def create_app(settings: TracerSettings | None = None, *, hub_auth: HubAuthConfi
     app.include_router(reports_router(), prefix=r.prefix)
     install_http_policy(app, max_body=MAX_BODY)
     install_api_docs(app, prefix=r.prefix, extra_schemas=_trace_schemas())
+    install_probes(app, database_answers(engine), name=SERVICE_TRACER)  # /livez, /readyz for Kubernetes
     return app

@@ -15,3 +15,12 @@ securityContext:
   capabilities: {drop: [ALL]}
   seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+
+{{/* Probes of the platform's Python services (insitu/probes.py): /livez and /readyz answer
+     without credentials and say only "ok"; outside the service prefix, so the hub's proxy never
+     routes them. The start-up probe allows for the database migrations run at start. */}}
+{{- define "insitu.probes" -}}
+startupProbe: {httpGet: {path: /livez, port: http}, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 60}
+livenessProbe: {httpGet: {path: /livez, port: http}, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6}
+readinessProbe: {httpGet: {path: /readyz, port: http}, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3}
+{{- end -}}

@@ -1,0 +1,190 @@
+"""The chart's liveness, readiness and start-up probes answer on the real services, without credentials.
+
+The chart is rendered by real helm (as in test_helm_render.py); the probe paths and ports are read
+from the rendered Deployments, not from the code. Each platform service (dataset service, tracer) is
+then started as its image starts it (``python -m <service> serve``) with the environment the rendered
+Deployment sets (Secrets filled in, in-cluster names pointed at a closed loopback port, a real
+PostgreSQL database as in production), and each probe is called as the kubelet calls it: a plain GET,
+no token, no cookie. It must answer 200 and say nothing but ``ok``; readiness must fall to 503 (still
+saying nothing) while the database refuses connections, and come back when it accepts them again.
+The ``helm test`` pod calls a path the same service answers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from fixtures.jupyterhub import free_port
+
+from .kubetools import CHART, ROOT
+from .test_helm_render import _values_args, chart, helm_template  # noqa: F401 - chart: the fixture
+
+pytestmark = pytest.mark.postgres
+SERVICES = {"dataset-service": "dataset_service", "tracer": "tracer"}
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+@pytest.fixture(scope="module")
+def manifests(chart):  # noqa: F811 - the fixture imported above
+    r = helm_template(chart, *_values_args(chart, CHART / "examples" / "minimal.yaml"))
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def containers(docs) -> dict[str, dict]:
+    out = {}
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                out[c["name"]] = c
+    return out
+
+
+def probe_targets(container: dict) -> dict[str, tuple[str, int]]:
+    """probe kind -> (path, container port), the named port resolved as the kubelet does."""
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+    out = {}
+    for kind in PROBES:
+        get = container[kind]["httpGet"]
+        port = get["port"]
+        out[kind] = (get["path"], ports[port] if isinstance(port, str) else port)
+    return out
+
+
+def test_every_platform_service_has_http_probes(manifests):
+    found = containers(manifests)
+    for name in SERVICES:
+        targets = probe_targets(found[name])
+        assert set(targets) == set(PROBES)
+        for path, _ in targets.values():
+            # outside the service prefix: the hub's proxy never routes a probe path to the service
+            assert not path.startswith("/services/"), path
+
+
+def _service_env(container: dict, db_url: str, tmp: Path) -> dict[str, str]:
+    """The rendered container's environment, with what only a cluster has filled in locally."""
+    env = {}
+    for e in container.get("env", []):
+        if "valueFrom" in e:
+            key = e["valueFrom"]["secretKeyRef"]["key"]
+            value = {"url": db_url, "key": "0x" + "11" * 32}.get(key, secrets.token_hex(16))
+        else:
+            value = str(e["value"])
+        if value.startswith("/srv/"):  # a mounted volume
+            value = str(tmp / value.strip("/").replace("/", "-"))
+            os.makedirs(value, exist_ok=True)
+        # in-cluster names (hub, Besu, the tracer) -> a closed loopback port: nothing leaves this machine
+        value = re.sub(r"^http://[a-z][\w.-]*:\d+", "http://127.0.0.1:9", value)
+        env[e["name"]] = value
+    return env
+
+
+class Service:
+    def __init__(self, name: str, container: dict, db_url: str, tmp: Path):
+        self.port = free_port()
+        self.log = tmp / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INSITU_", "TRACER_", "JUPYTERHUB_"))}
+        env.update(_service_env(container, db_url, tmp), PYTHONPATH=str(ROOT))
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", SERVICES[name], "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=10)  # no token, no cookie
+
+    def wait(self, path: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                self.get(path)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def db_url(pg_cluster):
+    """A new, empty PostgreSQL database for one service (each runs its own migrations)."""
+    port, admin = pg_cluster
+    name = "probe_" + secrets.token_hex(6)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:{port}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _allow_connections(pg_cluster, db_url: str, allow: bool) -> None:
+    port, admin = pg_cluster
+    name = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        if not allow:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_the_rendered_probes_answer_on_the_running_service_without_credentials(
+        manifests, name, pg_cluster, db_url, tmp_path):
+    container = containers(manifests)[name]
+    targets = probe_targets(container)
+    # the container port the probes name is the one the image's command serves on
+    assert {port for _, port in targets.values()} == {container["ports"][0]["containerPort"]}
+    svc = Service(name, container, db_url, tmp_path)
+    try:
+        svc.wait(targets["livenessProbe"][0])
+        for kind, (path, _) in targets.items():
+            r = svc.get(path)
+            assert (r.status_code, r.text) == (200, "ok"), (kind, path, r.status_code, r.text)
+        # the same service refuses its detailed health without a hub token: the probes are not a way around it
+        prefix = "/services/" + name
+        assert svc.get(prefix + "/openapi.json").status_code == 200
+        if name == "tracer":
+            assert svc.get(prefix + "/health").status_code == 401
+        # readiness follows the database, and says nothing about why
+        ready, live = targets["readinessProbe"][0], targets["livenessProbe"][0]
+        _allow_connections(pg_cluster, db_url, False)
+        try:
+            r = svc.get(ready)
+            assert (r.status_code, r.text) == (503, "not ready")
+            assert svc.get(live).status_code == 200  # alive: no restart for a database outage
+        finally:
+            _allow_connections(pg_cluster, db_url, True)
+        r = svc.get(ready)
+        assert (r.status_code, r.text) == (200, "ok")
+    finally:
+        svc.stop()
+    assert "Traceback" not in svc.log.read_text(), svc.log.read_text()[-3000:]
+
+
+def test_helm_test_pod_calls_a_probe_path(manifests, chart):  # noqa: F811
+    r = helm_template(chart, *_values_args(chart, CHART / "examples" / "minimal.yaml"), "--show-only",
+                      "templates/tests/test-platform.yaml")
+    assert r.returncode == 0, r.stderr
+    script = yaml.safe_load(r.stdout)["spec"]["containers"][0]["args"][0]
+    tracer = probe_targets(containers(manifests)["tracer"])
+    called = re.findall(r'get\("http://insitu-tracer:(\d+)(/[^"]*)"\)', script)
+    assert called == [(str(tracer["readinessProbe"][1]), tracer["readinessProbe"][0])]
