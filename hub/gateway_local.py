@@ -19,7 +19,6 @@ it. It connects to ``srv/jupyter.sock`` as that uid and checks with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ import stat
 import subprocess
 import sys
 
+from hub.aiowait import wait_until
 from hub.fsops import mkdir_at, open_dir_at, open_trusted_dir
 
 SERVER_DIR = "srv"
@@ -94,14 +94,11 @@ def start_gateway(config: dict, *, python: str = sys.executable, cwd: str | None
 
 
 async def wait_listening(runtime_dir: str, proc: subprocess.Popen, timeout: float = 20) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not gateway_listening(runtime_dir):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the workspace gateway exited (status {proc.returncode}); see the hub log")
-        if loop.time() > deadline:
-            raise RuntimeError("the workspace gateway did not start")
-        await asyncio.sleep(0.05)
+    if await wait_until(lambda: gateway_listening(runtime_dir) or proc.poll() is not None, timeout):
+        if gateway_listening(runtime_dir):
+            return
+        raise RuntimeError(f"the workspace gateway exited (status {proc.returncode}); see the hub log")
+    raise RuntimeError("the workspace gateway did not start")
 
 
 async def stop_gateway(pid: int, alive, grace: float = 3.0) -> None:
@@ -112,11 +109,7 @@ async def stop_gateway(pid: int, alive, grace: float = 3.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while loop.time() < deadline and alive():
-        await asyncio.sleep(0.05)
-    if alive():
+    if not await wait_until(lambda: not alive(), grace):
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:

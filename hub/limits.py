@@ -16,7 +16,7 @@ service has also hold for its workspaces):
 The sandbox's first process enters the cgroups before it executes anything
 (``wrap_argv``: a shell writes its own pid into each ``cgroup.procs`` and then
 ``exec``s bubblewrap, so every later process of the workspace is born inside).
-``remove`` kills whatever is left in them and removes the folders on stop.
+``remove_once`` (``remove``, blocking) kills whatever is left in them and removes the folders on stop.
 ``plan_values`` is pure; the rest touches only ``/sys/fs/cgroup``.
 """
 
@@ -120,28 +120,35 @@ class WorkspaceCgroup:
     def read(self, controller: str, name: str) -> str:
         return Path(self.path(controller), name).read_text()
 
+    def remove_once(self) -> bool:
+        """Kill every process left in the cgroups and try to remove them. True when all are gone.
+
+        A killed process leaves its cgroup a moment later: call again until True (the hub awaits it with
+        ``hub.aiowait.wait_until``; ``remove`` sleeps, for callers outside an event loop)."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        gone = True
+        for c in CONTROLLERS:
+            try:
+                p = self.path(c)
+            except LookupError:
+                continue
+            try:
+                os.rmdir(p)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                gone = False
+        return gone
+
     def remove(self, timeout: float = 5.0) -> bool:
-        """Kill every process left in the cgroups, then remove them. True when all are gone."""
+        """``remove_once`` until it succeeds or ``timeout`` seconds have passed (blocking)."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = self.pids()
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            gone = True
-            for c in CONTROLLERS:
-                try:
-                    p = self.path(c)
-                except LookupError:
-                    continue
-                try:
-                    os.rmdir(p)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    gone = False
-            if gone or time.monotonic() > deadline:
-                return gone
+        while not self.remove_once():
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.05)
+        return True

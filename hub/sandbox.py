@@ -39,7 +39,6 @@ never mistake a reused pid), the runtime folder, the session and the plan.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -53,6 +52,7 @@ from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from hub import gateway_local, limits, sandbox_fs, sandbox_workspace
+from hub.aiowait import wait_exit, wait_until
 from hub.forwarder import UnixForwarder
 from hub.package_index import PackageIndexMixin
 from hub.stop_notices import RevocationNoticeMixin
@@ -455,11 +455,8 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
     async def _stop_gateway(self) -> None:
         if self.gw_pid:
             await gateway_local.stop_gateway(self.gw_pid, self._gateway_alive)
-        if self.gw_proc is not None:
-            try:
-                self.gw_proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.log.error("the gateway of %s did not exit", self.user.name)
+        if self.gw_proc is not None and await wait_exit(self.gw_proc, 2) is None:
+            self.log.error("the gateway of %s did not exit", self.user.name)
         self.gw_proc = None
         self.gw_pid = 0
         self.gw_start = None
@@ -570,20 +567,18 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
                                    "if it happens again, tell the platform's operators.", 503) from e
         self.pid = self.proc.pid
         self.pid_start = proc_start_time(self.pid)
-        # wait for the server's socket; a sandbox that exits first fails the spawn now
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        while not gateway_local.server_listening(self.runtime_dir):
-            rc = self.proc.poll()
-            if rc is not None:
-                await self._teardown()
-                await self.close_dataset_session()
-                self.pid = 0
-                raise WorkspaceRefused(f"The workspace stopped while it was starting (status {rc}). Please try "
-                                      "again; if it happens again, tell the platform's operators.", 503)
-            if loop.time() > deadline:
-                break  # the hub's own timeout handling takes over
-            await asyncio.sleep(0.05)
+        # wait for the server's socket; a sandbox that exits first fails the spawn now (after the
+        # start timeout the hub's own timeout handling takes over)
+        proc, runtime_dir = self.proc, self.runtime_dir
+        await wait_until(lambda: gateway_local.server_listening(runtime_dir) or proc.poll() is not None,
+                         self.start_timeout)
+        rc = proc.poll()
+        if rc is not None and not gateway_local.server_listening(runtime_dir):
+            await self._teardown()
+            await self.close_dataset_session()
+            self.pid = 0
+            raise WorkspaceRefused(f"The workspace stopped while it was starting (status {rc}). Please try "
+                                   "again; if it happens again, tell the platform's operators.", 503)
         return unix_url(self.socket_path)
 
     async def poll(self):
@@ -592,8 +587,6 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             if rc is not None:
                 return rc
         elif not self.pid or not proc_alive(self.pid, self.pid_start):
-            if self.pid or self.session_id:
-                return 0
             return 0
         if not self._gateway_alive():
             self.log.error("the gateway of %s's workspace is gone; the workspace stops", self.user.name)
@@ -623,7 +616,7 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             self.forwarder = None
         self._close_pass_fds()
         cg = self._cgroup()
-        if cg is not None and not cg.remove():
+        if cg is not None and not await wait_until(cg.remove_once, 5.0):
             self.log.error("cgroups of %s's workspace could not be removed", self.user.name)
         if self.runtime_dir:
             try:
@@ -635,18 +628,12 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
         if self.pid and (self.proc is not None or proc_alive(self.pid, self.pid_start)):
             # the single-user server (same process group) shuts down on SIGTERM; when it
             # exits, the sandbox's PID namespace ends and takes its kernels with it
-            loop = asyncio.get_running_loop()
             if self._signal_group(signal.SIGTERM):
-                deadline = loop.time() + (0.5 if now else self.stop_grace)
-                while loop.time() < deadline and self._signal_group(0):
-                    await asyncio.sleep(0.05)
-                if self._signal_group(0):
+                gone = await wait_until(lambda: not self._signal_group(0), 0.5 if now else self.stop_grace)
+                if not gone:
                     self._signal_group(signal.SIGKILL)
-            if self.proc is not None:
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.log.error("sandbox of %s did not exit", self.user.name)
+            if self.proc is not None and await wait_exit(self.proc, 5) is None:
+                self.log.error("sandbox of %s did not exit", self.user.name)
         self.proc = None
         await self._teardown()
         await self.close_dataset_session()
