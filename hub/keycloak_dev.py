@@ -19,9 +19,10 @@ deploying the chart:
   exactly as the file stands (what the chart's keycloak-config-cli imports);
 - :func:`configure_hub_client` points the ``jupyterhub`` client at this hub's
   callback URL and returns its secret;
-- :func:`create_sync_client` adds the confidential client with a service
-  account holding ``realm-management/view-users`` that the membership
-  reconciler (:mod:`hub.keycloak_sync`) reads the groups with;
+- :func:`sync_client_secret` reads the secret Keycloak generated for the
+  realm's ``insitu-sync`` client, whose service account (``realm-management/
+  view-users``, declared in the realm file) the membership reconciler
+  (:mod:`hub.keycloak_sync`) reads the groups with;
 - :func:`ensure_user` / :func:`set_groups` create users and their groups.
 """
 
@@ -219,20 +220,11 @@ def configure_hub_client(admin, redirect_uri: str) -> str:
     return admin.get_client_secrets(client["id"])["value"]
 
 
-def create_sync_client(admin, client_id: str = SYNC_CLIENT) -> str:
-    """A confidential client whose service account may read users and groups; returns its secret."""
-    if not admin.get_client_id(client_id):
-        admin.create_client({
-            "clientId": client_id, "protocol": "openid-connect", "publicClient": False,
-            "serviceAccountsEnabled": True, "standardFlowEnabled": False,
-            "directAccessGrantsEnabled": False, "implicitFlowEnabled": False,
-        })
-    cid = admin.get_client_id(client_id)
-    account = admin.get_client_service_account_user(cid)
-    rm = admin.get_client_id("realm-management")
-    role = admin.get_client_role(rm, "view-users")
-    admin.assign_client_role(account["id"], rm, [role])
-    return admin.get_client_secrets(cid)["value"]
+def sync_client_secret(admin, client_id: str = SYNC_CLIENT) -> str:
+    """The secret of the membership reconciler's client. The chart's realm declares the client
+    (confidential, service account only) and its service account's one role
+    (``realm-management/view-users``); Keycloak generates the secret at import."""
+    return admin.get_client_secrets(_client(admin, client_id)["id"])["value"]
 
 
 def group_id(admin, name: str, *, create: bool = True) -> str:

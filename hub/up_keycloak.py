@@ -40,15 +40,15 @@ def hub_environment(kc_url: str, callback_url: str, hub_secret: str, sync_secret
 
 def provision(kc: keycloak_dev.DevKeycloak, public_url: str,
               accounts: dict[str, tuple[str, list[str]]], *, import_realm: bool = True) -> dict[str, str]:
-    """Import the realm (unless it is there already), allow the hub's callback, add the
-    reconciler's client and the accounts ``{user: (password, groups)}``; returns
+    """Import the realm (unless it is there already), allow the hub's callback, read the secret of
+    the reconciler's client (declared in the realm file), add the accounts ``{user: (password, groups)}``; returns
     :func:`hub_environment`."""
     if import_realm:
         keycloak_dev.import_realm(kc)
     admin = kc.admin()
     callback = public_url.rstrip("/") + "/hub/oauth_callback"
     hub_secret = keycloak_dev.configure_hub_client(admin, callback)
-    sync_secret = keycloak_dev.create_sync_client(admin)
+    sync_secret = keycloak_dev.sync_client_secret(admin)  # the realm file's insitu-sync client
     for name, (password, groups) in accounts.items():
         keycloak_dev.ensure_user(admin, name, password, groups)
     return hub_environment(kc.url, callback, hub_secret, sync_secret)
