@@ -26,19 +26,21 @@ from pathlib import Path
 from traitlets import Bool, Enum, Integer, Unicode, default
 from traitlets.config import Configurable
 
+from insitu.names import (  # noqa: F401  (PROJECT_PREFIX and the service names are also public here)
+    PROJECT_PREFIX,
+    ROLES,
+    SERVICE_ADMISSION,
+    SERVICE_CHAIN,
+    SERVICE_DATASET,
+    SERVICE_HUB,
+    SERVICE_TRACER,
+)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Role groups (docs/CONTRACTS.md §1). ``admins`` pass every role check.
-ROLE_GROUPS = ("researchers", "data-managers", "dac", "auditors", "admins")
-#: Project groups are named ``project-<code>``.
-PROJECT_PREFIX = "project-"
-
-SERVICE_DATASET = "dataset-service"
-SERVICE_TRACER = "tracer"
-SERVICE_CHAIN = "dev-chain"
-SERVICE_HUB = "insitu-hub"
-#: Kyverno's admission check: may read sessions at the dataset service, nothing else.
-SERVICE_ADMISSION = "insitu-admission"
+# Role groups (``admins`` pass every role check), project groups ``project-<code>`` and the services' names:
+# spelled once, in the core (insitu/names.py; docs/CONTRACTS.md §1).
+ROLE_GROUPS = ROLES
 
 
 def _env(name: str, fallback):

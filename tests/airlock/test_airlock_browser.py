@@ -51,7 +51,7 @@ def shot(page, name: str) -> None:
 
 def run_export_command(home: Path, session_id: str, *files: str, justification: str) -> str:
     env = {"HOME": str(home), "INSITU_SESSION_ID": session_id, "PATH": os.environ.get("PATH", ""),
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run([sys.executable, "-m", "hub.workspace.export", *files, "--justification", justification],
                          cwd=home, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -29,7 +29,8 @@ def test_name_in_home(tmp_path):
 
 
 def run_cli(home, *args, env=None):
-    e = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **(env or {})}
+    e = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO),
+         "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "hub.workspace.export", *args], cwd=home, env=e,
                           capture_output=True, text=True, timeout=60)
 

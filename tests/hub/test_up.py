@@ -119,7 +119,13 @@ def _traces(tracer: str, auditor: DemoUser, **params) -> list[dict]:
     return r.json()["traces"]
 
 
+def _compiled_in_checkout(since: float) -> list[str]:
+    return [str(p) for top in ("hub", "dataset_service", "tracer", "insitu") for p in (REPO / top).rglob("*.pyc")
+            if p.stat().st_mtime >= since]
+
+
 def test_make_up_end_to_end(tmp_path):
+    t0 = time.time()
     var = tmp_path / "var"
     up = Up(var)
     banner = up.start()
@@ -213,3 +219,5 @@ def test_make_up_end_to_end(tmp_path):
         admin.close()
     finally:
         assert again.stop() == 0
+    # nothing the platform ran (hub, services, reconciler, chain) compiled into the checkout
+    assert _compiled_in_checkout(t0) == []

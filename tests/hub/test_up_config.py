@@ -43,6 +43,10 @@ def test_embedded_default_runs_the_services_managed(tmp_path, monkeypatch):
     # the spawner talks to the dataset service as insitu-hub
     assert c.Spawner.dataset_service_token == svcs["insitu-hub"]["api_token"]
     assert c.Spawner.dataset_service_url == "http://127.0.0.1:8101/services/dataset-service"
+    # the services' compiled files go to a cache outside the code they run from
+    for svc in svcs.values():
+        prefix = svc["environment"]["PYTHONPYCACHEPREFIX"]
+        assert prefix and not prefix.startswith(svc["cwd"] + "/"), (svc["name"], prefix)
     # every token differs
     tokens = [x["api_token"] for x in svcs.values()] + [c.ConfigurableHTTPProxy.auth_token]
     assert len(set(tokens)) == len(tokens)
