@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from insitu.names import project_of
 from insitu.navigation import home_sections, platform_nav, roles_of
 
 TEMPLATES = str(Path(__file__).resolve().parent / "templates")
@@ -46,7 +47,7 @@ def sections_for(user) -> list[dict]:
 def roles_for(user) -> dict:
     groups = _groups(user)
     return {"roles": sorted(roles_of(groups)),
-            "projects": sorted(g[len("project-"):] for g in groups if g.startswith("project-"))}
+            "projects": sorted(p for p in map(project_of, groups) if p)}
 
 
 def stop_notice_for(user, store_path: str | None = None) -> dict | None:

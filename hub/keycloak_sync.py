@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 
 from hub.auth import insitu_groups
 from hub.config import ROLE_GROUPS
-from hub.hubapi import HubAPI, servers_to_stop
+from hub.servers import servers_to_stop
+from insitu.hubapi import HubAPI
+from insitu.names import project_of
 
 log = logging.getLogger("insitu.keycloak_sync")
 
@@ -142,7 +144,7 @@ class KeycloakSync:
                 if not remaining & WORKSPACE_ROLES:
                     targets = sorted((model.get("servers") or {}).keys())
                 else:
-                    targets = sorted({s for g in lost if g.startswith("project-")
+                    targets = sorted({s for g in lost if project_of(g)
                                       for s in servers_to_stop(model, project=g)})
                 for server in targets:
                     if await self.hub.stop_server(name, server):

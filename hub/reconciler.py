@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 
 from hub.stop_notices import post_stop_notice
 
-from hub.hubapi import HubAPI, HubAPIError, server_matches, servers_to_stop  # noqa: F401  (also public here)
+from hub.servers import server_matches, servers_to_stop  # noqa: F401  (also public here)
+from insitu.hubapi import HubAPI, HubAPIError
 
 log = logging.getLogger("insitu.reconciler")
 

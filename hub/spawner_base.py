@@ -42,9 +42,9 @@ from dataset_service.client import (
     DatasetServiceUnavailable,
     SessionRefused,
 )
+from insitu.names import project_of
 from hub.plan import DEFAULT_PROFILES, PlanError, PlanSettings, WorkspacePlan, plan_from_session
 
-PROJECT_GROUP_PREFIX = "project-"
 
 
 async def _maybe_await(x):
@@ -182,7 +182,7 @@ def render_form(usable: list[Mapping[str, Any]], profiles: list[tuple[str, ...]]
 
 
 def user_projects(group_names: Iterable[str]) -> list[str]:
-    return sorted(g[len(PROJECT_GROUP_PREFIX):] for g in group_names if g.startswith(PROJECT_GROUP_PREFIX))
+    return sorted(p for p in map(project_of, group_names) if p)
 
 
 # --------------------------------------------------------------------------

@@ -157,7 +157,7 @@ STOP_NOTICE_ROUTE = r"/api/insitu/stop-notice/([^/]+)"
 async def post_stop_notice(hub, user: str, session_id: str, session: dict) -> float:
     """The reconciler's side: tell the user's running JupyterLab why it is about to stop (before
     JupyterHub removes the proxy route), then wait the grace the hub answers. ``hub`` is a
-    :class:`hub.hubapi.HubAPI`. Never raises: the stop goes on without a notice."""
+    :class:`insitu.hubapi.HubAPI`. Never raises: the stop goes on without a notice."""
     from urllib.parse import quote
 
     try:

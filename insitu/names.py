@@ -27,6 +27,8 @@ SERVICE_DATASET = "dataset-service"
 SERVICE_TRACER = "tracer"
 SERVICE_HUB = "insitu-hub"
 SERVICE_CHAIN = "dev-chain"
+#: Kyverno's admission check: may read sessions at the dataset service, nothing else.
+SERVICE_ADMISSION = "insitu-admission"
 
 
 def project_group(code: str) -> str:

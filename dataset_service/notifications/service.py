@@ -7,10 +7,10 @@ from typing import Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from insitu.names import PROJECT_PREFIX
+
 from ..models import utcnow
 from .models import Notification
-
-PROJECT_PREFIX = "project-"
 
 
 class Notifier:
