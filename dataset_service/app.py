@@ -41,6 +41,7 @@ ROUTERS: list[str] = [
     "dataset_service.airlock.web:router",
     "dataset_service.governance.api:router",
     "dataset_service.web.pages:router",
+    "dataset_service.web.manage:router",
     "dataset_service.web.audit:router",
     "dataset_service.web.dac:router",
     "dataset_service.notifications.api:router",

@@ -5,6 +5,7 @@ commits, so a refused request or an unreachable tracer changes nothing.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from . import traces
@@ -42,8 +43,11 @@ def transition(settings: Settings, db: Database, dataset_id: str, target: Datase
             raise Conflict(str(e)) from None
         ev = add_event(s, ds, actor, "transition", {"from": current.value, "to": target.value, "reason": reason})
         s.flush()
+        details = {"from": current.value, "to": target.value}
+        if reason.strip():  # the reason itself stays in the service; the trace carries its digest
+            details["reason_sha256"] = hashlib.sha256(reason.strip().encode("utf-8")).hexdigest()
         traces.record(settings, TRACE_ACTION[target], actor=actor, dataset_id=ds.id, root=ds.merkle_root,
-                      details={"from": current.value, "to": target.value}, key=f"event-{ev.seq}")
+                      details=details, key=f"event-{ev.seq}")
         ds.state = target
         return ds
 

@@ -16,22 +16,20 @@ router = APIRouter(prefix="/api/index-runs", tags=["indexing"])
 log = logging.getLogger(__name__)
 
 
-@router.post("", status_code=202, response_model=IndexRunOut,
-             summary="Index the lake in the background; poll the returned run")
-def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGERS))):
+def run_index(app, actor: str) -> IndexRunOut:
+    """Record an indexing run (so it can be polled at once) and index the lake in the background."""
     from ..indexer import index_lake
 
-    app = request.app
     settings, db = app.state.settings, app.state.db
-    with db.session() as s:  # the run row is created first so it can be polled at once
-        run = IndexRun(requested_by=who.name)
+    with db.session() as s:
+        run = IndexRun(requested_by=actor)
         s.add(run)
         s.flush()
         out = IndexRunOut.model_validate(run)
 
     def job():
         try:
-            index_lake(settings, db, progress=False, requested_by=who.name, run_id=out.id)
+            index_lake(settings, db, progress=False, requested_by=actor, run_id=out.id)
         except Exception as e:  # noqa: BLE001
             log.exception("indexing failed")
             from ..models import utcnow
@@ -43,6 +41,12 @@ def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGER
 
     app.state.builds.pool.submit(job)
     return out
+
+
+@router.post("", status_code=202, response_model=IndexRunOut,
+             summary="Index the lake in the background; poll the returned run")
+def start_index(request: Request, who: Identity = Depends(require_roles(*MANAGERS))):
+    return run_index(request.app, who.name)
 
 
 @router.get("/{run_id}", response_model=IndexRunOut, summary="An indexing run and its statistics")

@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, optional_identity, token_from_request
+from insitu.navigation import platform_nav
 
 from ..deps import get_session, get_settings
 from ..governance.deps import GOVERNANCE_ERRORS, get_governance, governance_settings
@@ -57,6 +58,9 @@ NOTICES = {
     "revoked": "The grant was revoked. Workspaces using it are being stopped.",
     "state": "The dataset's state was changed.",
     "read": "Every notification is marked read.",
+    "indexing": "Indexing started: this page shows the run when it ends.",
+    "building": "The dataset is being built: its progress shows below.",
+    "edited": "The metadata was changed (and traced).",
 }
 
 
@@ -79,11 +83,9 @@ def _login_token(request: Request) -> str:
 
 
 def nav(who: Identity, prefix: str) -> list[dict]:
-    items = [("Catalogue", "/", READERS)]
-    items += [("My requests", "/my/requests", ("researchers",)), ("My grants", "/my/grants", ("researchers",)),
-              ("Committee", "/dac", ("dac",)), ("Data management", "/manage", ("data-managers",))]
-    items += [("Notifications", "/notifications", READERS)]
-    return [{"label": label, "href": prefix + path} for label, path, roles in items if who.has_role(*roles)]
+    """The platform's one bar (``insitu.navigation``), as on the hub's home: back home, the catalogue's
+    pages, the airlock, the audit trail, each for the roles that can use it."""
+    return platform_nav(who.roles, catalogue=prefix)
 
 
 def render(request: Request, who: Identity | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -160,7 +162,8 @@ def static(name: str):
     allowed = {p.name: p for p in STATIC.iterdir() if p.is_file()}
     if name not in allowed:
         raise HTTPException(404, "no such file")
-    media = "text/css" if name.endswith(".css") else "image/svg+xml" if name.endswith(".svg") else "text/plain"
+    media = {"css": "text/css", "svg": "image/svg+xml", "js": "text/javascript"}.get(name.rsplit(".", 1)[-1],
+                                                                                    "text/plain")
     return Response(allowed[name].read_bytes(), media_type=media, headers={"Cache-Control": "max-age=300"})
 
 
@@ -362,8 +365,8 @@ def manage_page(request: Request, who: Identity | None = Depends(optional_identi
 
 @router.post("/manage/datasets/{dataset_id}/state")
 def change_state(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                 settings: Settings = Depends(get_settings), csrf_token: str = Form(""), state: str = Form(""),
-                 reason: str = Form("")):
+                 settings: Settings = Depends(get_settings), gov: Governance = Depends(get_governance),
+                 csrf_token: str = Form(""), state: str = Form(""), reason: str = Form(""), confirm: str = Form("")):
     who = checked_post(request, who, ("data-managers",), csrf_token)
     if isinstance(who, Response):
         return who
@@ -375,8 +378,19 @@ def change_state(dataset_id: str, request: Request, who: Identity | None = Depen
         target = DatasetState(state)
     except ValueError:
         return error_page(request, who, 422, "That was not possible", f"unknown state {state[:32]!r}", back)
-    if target.value == "invalidated" and len(reason.strip()) < 3:
-        return error_page(request, who, 422, "That was not possible", "a reason is required to invalidate", back)
+    if target.value == "invalidated":  # first say what it ends, then act only on the confirmation
+        from .manage import confirm_invalidation
+
+        with request.app.state.db.session() as s:
+            ds = s.get(Dataset, dataset_id[:64])
+            if ds is None:
+                return error_page(request, who, 404, "No such dataset", f"no dataset {dataset_id[:64]!r}", back)
+            if len(reason.strip()) < 3:
+                return confirm_invalidation(request, who, s, gov, ds, reason,
+                                            "Say why: a reason of at least 3 characters is required to invalidate.",
+                                            422 if confirm == "yes" else 200)
+            if confirm != "yes":
+                return confirm_invalidation(request, who, s, gov, ds, reason, None, 200)
     try:
         transition(settings, request.app.state.db, dataset_id[:64], target, who.name, reason.strip()[:500])
     except NotFound as e:
