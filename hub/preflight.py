@@ -313,6 +313,26 @@ def _gateway_sidecar(pod: Mapping, cfg: PreflightConfig, session: Any) -> Result
     return True, bad
 
 
+def _container_limits(pod: Mapping, cfg: PreflightConfig, session: Any) -> Result:
+    spec = pod.get("spec") or {}
+    containers = [c for key in ("initContainers", "containers") for c in (spec.get(key) or []) if c is not None]
+    bad = []
+    for c in containers:
+        limits = _get(c, "resources", "limits") or {}
+        for res in ("cpu", "memory"):
+            if _falsy(limits.get(res)):
+                bad.append(f"container {c.get('name')!r} sets no resources.limits.{res}")
+    return bool(containers), bad
+
+
+def _scratch_size_limited(pod: Mapping, cfg: PreflightConfig, session: Any) -> Result:
+    # JMESPath ``volumes[?emptyDir != `null`]``: ``emptyDir: {}`` is selected (and has no limit)
+    scratch = [v for v in _get(pod, "spec", "volumes") or [] if isinstance(v, Mapping) and v.get("emptyDir") is not None]
+    bad = [f"emptyDir volume {v.get('name')!r} sets no sizeLimit" for v in scratch
+           if _falsy(_get(v, "emptyDir", "sizeLimit"))]
+    return bool(scratch), bad
+
+
 RuleFn = Callable[[Mapping, PreflightConfig, Any], Result]
 
 RULES: dict[tuple[str, str], RuleFn] = {
@@ -326,6 +346,8 @@ RULES: dict[tuple[str, str], RuleFn] = {
     ("insitu-workspace-datasets", "supplemental-groups-listed"): _supplemental_groups_listed,
     ("insitu-workspace-datasets", "session-covers-datasets"): _session_covers_datasets,
     ("insitu-workspace-gateway", "gateway-sidecar"): _gateway_sidecar,
+    ("insitu-workspace-limits", "container-limits"): _container_limits,
+    ("insitu-workspace-limits", "scratch-size-limited"): _scratch_size_limited,
 }
 
 

@@ -18,13 +18,13 @@ cookie is SameSite=Lax. A page without a login redirects to the hub's OAuth.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from insitu.identity import Identity, optional_identity, token_from_request
+from insitu.pages import login_redirect, page_response
 
 from ..web.csrf import check_token, csrf_key, make_token
 from ..web.pages import nav as service_nav
@@ -85,8 +85,7 @@ def _prefix(request: Request) -> str:
 
 
 def _login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"{_prefix(request)}/login?next={quote(target, safe='')}", status_code=302)
+    return login_redirect(request, _prefix(request))
 
 
 def _nav(who: Identity, prefix: str) -> list[dict]:
@@ -101,12 +100,7 @@ def _render(request: Request, name: str, who: Identity, status: int = 200, **ctx
     html = _env.get_template(name).render(
         request=request, who=who, prefix=prefix, nav=_nav(who, prefix), roles=sorted(who.roles),
         path=request.url.path, notice=None, csrf_token=csrf_token(request), **ctx)
-    resp = HTMLResponse(html, status_code=status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    return resp
+    return page_response(html, status)
 
 
 @router.get("/exports/airlock.css")

@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, optional_identity, token_from_request
+from insitu.pages import login_redirect, page_response
 from insitu.navigation import platform_nav
 
 from ..deps import get_session, get_settings
@@ -95,12 +96,7 @@ def render(request: Request, who: Identity | None, template: str, status: int = 
         prefix=prefix, who=who, nav=nav(who, prefix) if who else [], notice=notice,
         csrf_token=make_token(_key(request), _login_token(request)) if who else "",
         path=request.url.path, roles=sorted(who.roles) if who else [], status=status, **ctx)
-    resp = HTMLResponse(html, status_code=status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    return resp
+    return page_response(html, status)
 
 
 def error_page(request: Request, who: Identity | None, status: int, title: str, reason: str,
@@ -113,8 +109,7 @@ def need(request: Request, who: Identity | None, roles: Iterable[str]) -> Identi
     """The identity when it holds one of ``roles``; a login redirect or a 403 page otherwise."""
     if who is None:
         if request.method == "GET":
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"{_prefix(request)}/login?next={quote(target, safe='')}", status_code=302)
+            return login_redirect(request, _prefix(request))
         return error_page(request, None, 401, "Please log in", "Your login has expired; log in again.")
     if not who.has_role(*roles):
         return error_page(request, who, 403, "Not for your role",

@@ -55,10 +55,10 @@ def _policies() -> dict[str, dict]:
     return out
 
 
-def test_there_are_five_policies_each_with_a_suite():
+def test_there_are_seven_policies_each_with_a_suite():
     names = {p.stem for p in POLICY_FILES}
     assert names == {"workspace-images", "workspace-volumes", "workspace-security", "workspace-datasets", "workspace-egress",
-                     "workspace-gateway"}
+                     "workspace-gateway", "workspace-limits"}
     assert {s.name for s in SUITES} == names
 
 

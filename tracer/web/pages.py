@@ -20,13 +20,14 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from insitu.identity import Identity, optional_identity
+from insitu.pages import login_redirect, page_response
 from insitu import merkle
 from tracer.chain import anchor_events, connect
 from insitu.trace import Action, canonical_json, leaf_hash
@@ -50,12 +51,7 @@ def render(request: Request, who: Identity | None, template: str, status: int = 
     prefix = request.app.state.settings.service_prefix.rstrip("/")
     html = env.get_template(template).render(prefix=prefix, who=who, roles=sorted(who.roles) if who else [],
                                               status=status, **ctx)
-    resp = HTMLResponse(html, status_code=status)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    return resp
+    return page_response(html, status)
 
 
 def error_page(request: Request, who: Identity | None, status: int, title: str, reason: str) -> HTMLResponse:
@@ -65,9 +61,7 @@ def error_page(request: Request, who: Identity | None, status: int, title: str, 
 def need_auditor(request: Request, who: Identity | None) -> Identity | Response:
     """The identity of an auditor or admin; a login redirect or a 403 page otherwise."""
     if who is None:
-        prefix = request.app.state.settings.service_prefix.rstrip("/")
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"{prefix}/login?next={quote(target, safe='')}", status_code=302)
+        return login_redirect(request, request.app.state.settings.service_prefix.rstrip("/"))
     if not who.has_role(*AUDITORS):
         return error_page(request, who, 403, "Not for your role",
                           "The audit trail is for auditors. Ask an administrator if you need access.")
