@@ -29,6 +29,7 @@ NAV: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("dac", "Committee", f"{CATALOGUE}/dac", (DAC,)),
     ("manage", "Data management", f"{CATALOGUE}/manage", (MANAGERS,)),
     ("audit", "Audit trail", f"{TRACER}/", (AUDITORS,)),
+    ("notifications", "Notifications", f"{CATALOGUE}/notifications", READERS),
 )
 
 # (title, text, link label, path, roles)
@@ -58,13 +59,23 @@ def roles_of(groups: Iterable[str]) -> set[str]:
 
 
 def _allowed(roles: set[str], needed: tuple[str, ...]) -> bool:
-    return not needed or bool(roles & set(needed))
+    """As ``insitu.identity.Identity.has_role``: admins hold every role."""
+    return not needed or ADMINS in roles or bool(roles & set(needed))
 
 
-def platform_nav(roles: Iterable[str], prefix: str = "") -> list[dict]:
-    """The bar's entries for ``roles``: [{"key", "label", "href"}]."""
+def _rebase(path: str, catalogue: str, tracer: str) -> str:
+    for default, own in ((CATALOGUE, catalogue), (TRACER, tracer)):
+        if path.startswith(default + "/"):
+            return own.rstrip("/") + path[len(default):]
+    return path
+
+
+def platform_nav(roles: Iterable[str], prefix: str = "", *, catalogue: str = CATALOGUE,
+                 tracer: str = TRACER) -> list[dict]:
+    """The bar's entries for ``roles``: [{"key", "label", "href"}]. A service whose prefix is not the
+    default passes its own (``catalogue`` for the dataset service, ``tracer`` for the tracer)."""
     rs = set(roles)
-    return [{"key": k, "label": label, "href": prefix + path}
+    return [{"key": k, "label": label, "href": prefix + _rebase(path, catalogue, tracer)}
             for k, label, path, needed in NAV if _allowed(rs, needed)]
 
 

@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from insitu.identity import Identity, optional_identity
 from insitu.pages import login_redirect, page_response
+from insitu.navigation import platform_nav
 from insitu import merkle
 from tracer.chain import anchor_events, connect
 from insitu.trace import Action, canonical_json, leaf_hash
@@ -50,7 +51,8 @@ class BadFilter(ValueError):
 def render(request: Request, who: Identity | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
     prefix = request.app.state.settings.service_prefix.rstrip("/")
     html = env.get_template(template).render(prefix=prefix, who=who, roles=sorted(who.roles) if who else [],
-                                              status=status, **ctx)
+                                              nav=platform_nav(who.roles, tracer=prefix) if who else [],
+                                              path=request.url.path, status=status, **ctx)
     return page_response(html, status)
 
 
