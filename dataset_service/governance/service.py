@@ -444,13 +444,19 @@ class Governance:
                     # another grant of the same project may still cover the dataset
                     if self.grants_in_force(s, projects=[session.project], dataset_ids=[sd.dataset_id]):
                         continue
-                    reasons.append(f"{sd.dataset_id}: {_status_words(status)}")
+                    reasons.append(f"{_dataset_label(s, sd.dataset_id)}: {_status_words(status)}")
                     codes.append(rules.end_reason_of(status))
             if reasons:
                 out.append({"session_id": session.id, "user": session.user, "project": session.project,
                             "dataset_ids": [d.dataset_id for d in session.datasets], "reason": "; ".join(reasons),
                             "end_reason": codes[0]})
         return out
+
+
+def _dataset_label(s: Session, dataset_id: str) -> str:
+    """What a researcher reads for a dataset: its name and version, then its id (the id alone if unknown)."""
+    d = s.get(Dataset, dataset_id)
+    return f"{d.name} v{d.version} ({dataset_id})" if d is not None and d.name else dataset_id
 
 
 def _state(d: Dataset) -> str:

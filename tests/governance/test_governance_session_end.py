@@ -84,6 +84,9 @@ def test_uncovered_sessions_say_revoked_or_invalidated(st):
     with st.api("insitu-hub") as c:
         unc = {x["session_id"]: x for x in c.get("/api/sessions/uncovered").json()}
     assert unc[s_r]["end_reason"] == "revoked" and unc[s_i]["end_reason"] == "invalidated"
+    # what the researcher reads in JupyterLab and on the hub's home: the dataset's name, then its id
+    assert unc[s_r]["reason"] == f"End by revoke v1 ({ds_r}): grant revoked", unc[s_r]["reason"]
+    assert unc[s_i]["reason"].startswith(f"End by invalidation v1 ({ds_i}): "), unc[s_i]["reason"]
 
 
 class _Spawner(DatasetSessionMixin):

@@ -195,7 +195,7 @@ class StandInDatasetService:
                 if gone:
                     out.append({"session_id": sid, "user": sess["user"], "project": sess["project"],
                                 "dataset_ids": [d["dataset_id"] for d in sess["datasets"]],
-                                "reason": "; ".join(f"{d}: grant revoked" for d in gone), "end_reason": "revoked"})
+                                "reason": "; ".join(f"{d.upper()} v1 ({d}): grant revoked" for d in gone), "end_reason": "revoked"})
             return out
 
         @app.delete("/api/sessions/{sid}")

@@ -183,3 +183,4 @@ def test_revoked_grant_notifies_saves_and_the_home_says_why(stack, page):
     page.goto(hub.url + "/hub/home")
     notice = page.locator("#insitu-stop-notice")
     assert "Access ended" in notice.inner_text() and "grant revoked" in notice.inner_text()
+    assert f"{stack['ds'].upper()} v1" in notice.inner_text()  # the dataset's name, not only its id
