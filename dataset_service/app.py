@@ -42,6 +42,7 @@ ROUTERS: list[str] = [
     "dataset_service.governance.api:router",
     "dataset_service.web.pages:router",
     "dataset_service.web.manage:router",
+    "dataset_service.publication.web:router",
     "dataset_service.web.audit:router",
     "dataset_service.web.dac:router",
     "dataset_service.notifications.api:router",
@@ -106,6 +107,11 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     gs = GovernanceSettings()
     app.state.governance_settings, app.state.governance = gs, build_governance(settings, gs)
     install_notifications(app, settings, db)  # in-app list and e-mail; the governance tells through it
+    from .publication.doi import registry_from
+    from .publication.settings import PublishSettings
+
+    app.state.publish_settings = PublishSettings()  # citations of published datasets, the DOI registry if any
+    app.state.doi_registry = registry_from(app.state.publish_settings)
     ast = AirlockSettings()
     app.state.airlock_settings, app.state.airlock = ast, build_airlock(settings, ast)
     app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)

@@ -99,7 +99,7 @@ def patch_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
 
 @router.post("/api/datasets/{dataset_id}/state", response_model=DatasetOut,
              summary="State transition: draft→released→published, any of them→invalidated")
-def set_state(dataset_id: str, body: Transition, request: Request,
+def set_state(dataset_id: str, body: Transition, request: Request, response: Response,
               who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
     try:
         ds = transition(settings, request.app.state.db, dataset_id, body.state, who.name, body.reason)
@@ -109,6 +109,13 @@ def set_state(dataset_id: str, body: Transition, request: Request,
         raise HTTPException(409, str(e)) from None
     except _tracer_errors() as e:
         raise HTTPException(503, f"the transition could not be traced, nothing changed: {e}") from None
+    if body.state == DatasetState.published:  # a DOI when the platform has a registry (a failure leaves none)
+        from ..publication.service import mint_after_publish
+
+        failed = mint_after_publish(request, dataset_id, who.name)
+        if failed:
+            why = failed[:200].encode("ascii", "replace").decode().replace('"', "'")
+            response.headers["Warning"] = f'199 - "published without a DOI: {why}"'
     return DatasetOut.model_validate(ds)
 
 

@@ -15,8 +15,6 @@ error page with the 4xx status and the reason, nothing changed.
 """
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
@@ -297,12 +295,39 @@ def invalidate_page(dataset_id: str, request: Request, who: Identity | None = De
                   effects=invalidation_effects(s, gov, ds.id))
 
 
-def confirm_invalidation(request: Request, who: Identity, s: Session, gov: Governance, ds: Dataset, reason: str,
-                         error: str | None, status: int) -> HTMLResponse:
-    return render(request, who, "manage_invalidate.html", status=status, reason=reason[:500], error=error,
-                  ds={"id": ds.id, "name": ds.name, "version": ds.version, "state": views.state_value(ds.state)},
-                  effects=invalidation_effects(s, gov, ds.id))
+@router.post("/manage/datasets/{dataset_id}/invalidate")
+def invalidate(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
+               s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
+               settings: Settings = Depends(get_settings), csrf_token: str = Form(""), reason: str = Form("")):
+    who = checked_post(request, who, MANAGERS, csrf_token)
+    if isinstance(who, Response):
+        return who
+    from ..operations import Conflict, NotFound, transition
+    from ..states import MIN_INVALIDATION_REASON
 
+    back = f"{_prefix(request)}/manage"
+    ds = s.get(Dataset, dataset_id[:64])
+    if ds is None:
+        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.", back)
 
-def reason_digest(reason: str) -> str:
-    return hashlib.sha256(reason.encode("utf-8")).hexdigest()
+    def again(error: str, status: int) -> HTMLResponse:
+        return render(request, who, "manage_invalidate.html", status=status, reason=reason[:500], error=error,
+                      ds={"id": ds.id, "name": ds.name, "version": ds.version, "state": views.state_value(ds.state)},
+                      effects=invalidation_effects(s, gov, ds.id))
+
+    if len(reason.strip()) < MIN_INVALIDATION_REASON:
+        return again(f"Say why: a reason of at least {MIN_INVALIDATION_REASON} characters is required to "
+                     "invalidate.", 422)
+    s.rollback()  # the operation commits in its own session
+    try:
+        transition(settings, request.app.state.db, ds.id, DatasetState.invalidated, who.name, reason.strip()[:500])
+    except NotFound as e:
+        return error_page(request, who, 404, "No such dataset", str(e), back)
+    except Conflict as e:
+        return again(str(e), 409)
+    except Exception as e:  # the tracer refused or is down: nothing changed
+        if type(e).__module__.startswith(("tracer", "insitu")):
+            return again("The invalidation could not be recorded in the audit trail, so nothing was changed. "
+                         "Try again later.", 503)
+        raise
+    return done(request, "/manage", "state")

@@ -62,6 +62,7 @@ NOTICES = {
     "indexing": "Indexing started: this page shows the run when it ends.",
     "building": "The dataset is being built: its progress shows below.",
     "edited": "The metadata was changed (and traced).",
+    "doi": "The DOI was registered.",
 }
 
 
@@ -194,7 +195,11 @@ def dataset_detail(dataset_id: str, request: Request, who: Identity | None = Dep
     access = history(s, gov, ds.id) if sees_all else None
     standing = views.project_standing(s, gov, ds.id, who.projects) if who.projects else {
         "held": [], "pending": [], "free": []}
-    return render(request, who, "dataset.html", ds=page, access=access, standing=standing,
+    from ..publication.service import current_doi
+
+    published = {"doi": current_doi(s, ds.id), "can_register": who.has_role("data-managers")
+                 and request.app.state.doi_registry is not None} if page["state"] == "published" else None
+    return render(request, who, "dataset.html", ds=page, access=access, standing=standing, published=published,
                   can_request=who.has_role("researchers") and bool(standing["free"]) and page["requestable"],
                   projects=standing["free"], max_days=gov.policy.max_duration_days,
                   spawn_url=gov_spawn_url(request))
@@ -360,8 +365,8 @@ def manage_page(request: Request, who: Identity | None = Depends(optional_identi
 
 @router.post("/manage/datasets/{dataset_id}/state")
 def change_state(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                 settings: Settings = Depends(get_settings), gov: Governance = Depends(get_governance),
-                 csrf_token: str = Form(""), state: str = Form(""), reason: str = Form(""), confirm: str = Form("")):
+                 settings: Settings = Depends(get_settings), csrf_token: str = Form(""), state: str = Form(""),
+                 reason: str = Form("")):
     who = checked_post(request, who, ("data-managers",), csrf_token)
     if isinstance(who, Response):
         return who
@@ -373,19 +378,9 @@ def change_state(dataset_id: str, request: Request, who: Identity | None = Depen
         target = DatasetState(state)
     except ValueError:
         return error_page(request, who, 422, "That was not possible", f"unknown state {state[:32]!r}", back)
-    if target.value == "invalidated":  # first say what it ends, then act only on the confirmation
-        from .manage import confirm_invalidation
-
-        with request.app.state.db.session() as s:
-            ds = s.get(Dataset, dataset_id[:64])
-            if ds is None:
-                return error_page(request, who, 404, "No such dataset", f"no dataset {dataset_id[:64]!r}", back)
-            if len(reason.strip()) < 3:
-                return confirm_invalidation(request, who, s, gov, ds, reason,
-                                            "Say why: a reason of at least 3 characters is required to invalidate.",
-                                            422 if confirm == "yes" else 200)
-            if confirm != "yes":
-                return confirm_invalidation(request, who, s, gov, ds, reason, None, 200)
+    if target.value == "invalidated":  # first say what it ends (web/manage.py), then act on the confirmation
+        return RedirectResponse(f"{back}/datasets/{quote(dataset_id[:64], safe='')}/invalidate?"
+                                + urlencode({"reason": reason[:500]}), status_code=303)
     try:
         transition(settings, request.app.state.db, dataset_id[:64], target, who.name, reason.strip()[:500])
     except NotFound as e:
@@ -397,4 +392,12 @@ def change_state(dataset_id: str, request: Request, who: Identity | None = Depen
             return error_page(request, who, 503, "Please try again later",
                               "The change could not be recorded in the audit trail, so nothing was changed.", back)
         raise
+    if target.value == "published":  # a DOI when the platform has a registry
+        from ..publication.service import mint_after_publish
+
+        failed = mint_after_publish(request, dataset_id[:64], who.name)
+        if failed:
+            return error_page(request, who, 502, "Published, but without a DOI",
+                              f"The dataset is published; the DOI registry did not register it: {failed}. "
+                              "Register it again from the data management page.", back)
     return done(request, "/manage", "state")

@@ -198,21 +198,23 @@ def test_invalidate_says_what_it_ends_then_confirms_and_traces_the_reason_digest
         # the Invalidate button of the list: no change yet, the confirmation page says what it ends
         r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "invalidated",
                                                           "reason": "wrong studies"})
+        assert r.status_code == 303 and f"/manage/datasets/{ds}/invalidate?reason=wrong+studies" in r.headers["location"]
+        r = c.get(r.headers["location"].split("/services/dataset-service", 1)[1])
         assert r.status_code == 200 and 'id="effects"' in r.text
         effects = r.text[r.text.index('id="effects"'):]
         assert "project <b>lung</b>" in effects and "carol · project lung" in effects and sid[:8] in effects
-        assert 'value="yes"' in r.text and "wrong studies" in r.text
+        assert "wrong studies" in r.text and f'action="/services/dataset-service/manage/datasets/{ds}/invalidate"' in r.text
         assert st.sql("select state from datasets where id = :i", i=ds)[0][0] == "released"
         # confirmed without a reason: the page again with the reason asked for, nothing changed
-        r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "invalidated",
-                                                          "reason": " ", "confirm": "yes"})
-        assert r.status_code == 422 and "a reason of at least 3 characters" in r.text
+        r = c.post(f"/manage/datasets/{ds}/invalidate", data={"csrf_token": tok, "reason": " "})
+        assert r.status_code == 422 and "a reason of at least 3 characters" in r.text and 'id="effects"' in r.text
         assert st.sql("select state from datasets where id = :i", i=ds)[0][0] == "released"
         reason = "Two studies belong to another cohort."
-        r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "invalidated",
-                                                          "reason": reason, "confirm": "yes"})
+        r = c.post(f"/manage/datasets/{ds}/invalidate", data={"csrf_token": tok, "reason": reason})
         assert r.status_code == 303
         assert st.sql("select state from datasets where id = :i", i=ds)[0][0] == "invalidated"
+        r = c.post(f"/manage/datasets/{ds}/invalidate", data={"csrf_token": tok, "reason": reason})
+        assert r.status_code == 409 and "cannot go from invalidated" in r.text  # final: said on the page
         page = c.get(f"/manage/datasets/{ds}/invalidate")
         assert page.status_code == 200 and 'id="no-grants"' in page.text  # the grant no longer in force
     traces = wait(lambda: [t["trace"] for t in st.tracer.traces(st.token("audrey"), action="INVALIDATE_DATASET",

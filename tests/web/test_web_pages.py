@@ -176,15 +176,18 @@ def test_full_flow_through_forms_and_refusals(st, world):
     with browser(st, "alice") as c:
         assert f'data-grant="{gid}"' in c.get("/my/grants").text
 
-    # data manager invalidates the dataset from the page: a reason is needed; the grant ends
+    # data manager invalidates the dataset from the page: first the confirmation (what it ends), a reason
+    # is needed; then the grant ends
     with browser(st, "dora") as c:
         tok = token_of(st, "dora")
         r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "invalidated", "reason": ""})
+        assert r.status_code == 303 and r.headers["location"].endswith(f"/manage/datasets/{ds}/invalidate?reason=")
+        r = c.post(f"/manage/datasets/{ds}/invalidate", data={"csrf_token": tok, "reason": ""})
         assert r.status_code == 422
         r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "draft", "reason": "back"})
         assert r.status_code == 409
-        r = c.post(f"/manage/datasets/{ds}/state", data={"csrf_token": tok, "state": "invalidated",
-                                                          "reason": "consent withdrawn for one subject"})
+        r = c.post(f"/manage/datasets/{ds}/invalidate", data={"csrf_token": tok,
+                                                               "reason": "consent withdrawn for one subject"})
         assert r.status_code == 303, r.text
     with browser(st, "alice") as c:
         page = c.get("/my/grants").text

@@ -1,0 +1,102 @@
+"""Public pages of published datasets (no login) and the data manager's "register the DOI" action.
+
+| path | what |
+|---|---|
+| ``/public/datasets/{id}`` | the published version's metadata, Merkle root, DOI and citations |
+| ``/public/datasets/{id}/datacite.json`` | DataCite JSON (the registry's own document) |
+| ``/public/datasets/{id}/citation.bib`` | BibTeX |
+| ``/public/datasets/{id}/ro-crate-metadata.json`` | RO-Crate 1.1 metadata (no data) |
+| ``POST /manage/datasets/{id}/doi`` | mint the DOI again when the registry failed at publication |
+
+Anything that is not a published dataset is answered 404 with the same words, whatever its state.
+"""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from insitu.identity import Identity, optional_identity
+
+from ..deps import get_session
+from ..models import Dataset, DatasetState
+from .citation import bibtex, datacite, ro_crate
+from .service import base_of, mint_after_publish, publish_settings, record
+
+router = APIRouter(include_in_schema=False)
+
+
+def _published(s: Session, dataset_id: str) -> Dataset | None:
+    ds = s.get(Dataset, dataset_id[:64])
+    return ds if ds is not None and ds.state == DatasetState.published else None
+
+
+def _record(request: Request, s: Session, ds: Dataset) -> dict:
+    return record(s, ds, base=base_of(request), prefix=request.app.state.settings.service_prefix,
+                  ps=publish_settings(request))
+
+
+def _missing(dataset_id: str) -> JSONResponse:
+    return JSONResponse({"detail": f"no published dataset {dataset_id[:64]!r}"}, status_code=404)
+
+
+@router.get("/public/datasets/{dataset_id}", response_class=HTMLResponse)
+def public_page(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+    from ..web.pages import error_page, render
+
+    ds = _published(s, dataset_id)
+    if ds is None:
+        return error_page(request, None, 404, "No such published dataset",
+                          f"There is no published dataset {dataset_id[:64]!r}.")
+    r = _record(request, s, ds)
+    return render(request, None, "public_dataset.html", r=r, bib=bibtex(r),
+                  datacite_text=json.dumps(datacite(r), indent=2, ensure_ascii=False))
+
+
+@router.get("/public/datasets/{dataset_id}/datacite.json")
+def public_datacite(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+    ds = _published(s, dataset_id)
+    if ds is None:
+        return _missing(dataset_id)
+    return JSONResponse(datacite(_record(request, s, ds)), media_type="application/vnd.api+json")
+
+
+@router.get("/public/datasets/{dataset_id}/citation.bib")
+def public_bibtex(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+    ds = _published(s, dataset_id)
+    if ds is None:
+        return _missing(dataset_id)
+    return Response(bibtex(_record(request, s, ds)), media_type="application/x-bibtex; charset=utf-8")
+
+
+@router.get("/public/datasets/{dataset_id}/ro-crate-metadata.json")
+def public_ro_crate(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+    ds = _published(s, dataset_id)
+    if ds is None:
+        return _missing(dataset_id)
+    return JSONResponse(ro_crate(_record(request, s, ds)), media_type="application/ld+json")
+
+
+@router.post("/manage/datasets/{dataset_id}/doi")
+def register_doi(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
+                 s: Session = Depends(get_session, scope="function"), csrf_token: str = Form("")):
+    from ..web.pages import checked_post, done, error_page
+
+    who = checked_post(request, who, ("data-managers",), csrf_token)
+    if isinstance(who, Response):
+        return who
+    back = f"{request.app.state.settings.service_prefix}/manage"
+    if _published(s, dataset_id) is None:
+        return error_page(request, who, 404, "No such published dataset",
+                          f"There is no published dataset {dataset_id[:64]!r}: only published datasets get a DOI.",
+                          back)
+    if request.app.state.doi_registry is None:
+        return error_page(request, who, 409, "No DOI registry",
+                          "The platform has no DOI registry configured (INSITU_PUBLISH_DOI_REGISTRY).", back)
+    s.rollback()
+    failed = mint_after_publish(request, dataset_id[:64], who.name)
+    if failed:
+        return error_page(request, who, 502, "The DOI registry did not register it", failed, back)
+    return done(request, f"/public/datasets/{dataset_id[:64]}", "doi")
