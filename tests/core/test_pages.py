@@ -1,0 +1,35 @@
+"""insitu/pages.py: the page headers and the login redirect every service's pages share."""
+
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from insitu.pages import login_redirect, page_response
+
+app = FastAPI()
+
+
+@app.get("/svc/page")
+def page():
+    return page_response("<p>hello</p>", 418)
+
+
+@app.get("/svc/private")
+def private(request: Request):
+    return login_redirect(request, "/svc")
+
+
+def test_page_headers():
+    r = TestClient(app).get("/svc/page")
+    assert r.status_code == 418 and r.text == "<p>hello</p>" and r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["content-security-policy"] == "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
+    assert r.headers["referrer-policy"] == "same-origin"
+
+
+def test_login_redirect_comes_back_to_the_page_and_its_query():
+    r = TestClient(app).get("/svc/private?state=released&q=a b", follow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["location"] == "/svc/login?next=%2Fsvc%2Fprivate%3Fstate%3Dreleased%26q%3Da%2520b"
+    assert TestClient(app).get("/svc/private", follow_redirects=False).headers["location"] == \
+        "/svc/login?next=%2Fsvc%2Fprivate"
