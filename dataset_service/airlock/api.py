@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from insitu.httpapi import RowId
 
@@ -67,6 +67,13 @@ class ExportIn(BaseModel):
         return v
 
 
+class FileDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file_id: RowId
+    decision: Literal["approve", "reject"]
+    comment: str = Field("", max_length=2000, description="required (3 characters or more) to reject a file")
+
+
 class ReviewIn(BaseModel):
     """A reason is required when rejecting or returning."""
 
@@ -74,8 +81,20 @@ class ReviewIn(BaseModel):
         "if": {"properties": {"decision": {"enum": ["reject", "return"]}}},
         "then": {"required": ["reason"], "properties": {"reason": {"minLength": 3, "pattern": "\\S[\\s\\S]+\\S"}}},
     })
-    decision: Literal["approve", "reject", "return"]
+    decision: Literal["approve", "reject", "return"] | None = Field(
+        None, description="on the whole request; or give ``files`` and the decision follows from them")
     reason: str = Field("", max_length=4000)  # the service checks the reason after the reviewer (422)
+    files: list[FileDecisionIn] | None = Field(
+        None, max_length=500, description="a decision for every file: all approved = approve, all rejected = "
+                                          "reject, a mix returns the request (ask again with the approved files)")
+
+    @model_validator(mode="after")
+    def _something_decided(self) -> "ReviewIn":
+        if self.decision is None and self.files is None:
+            raise ValueError("give a decision or a decision for every file")
+        if self.files is not None and len({f.file_id for f in self.files}) != len(self.files):
+            raise ValueError("a file is decided twice")
+        return self
 
 
 def _summary(view: dict) -> dict:
@@ -155,7 +174,8 @@ def review_export(request_id: str, body: ReviewIn, request: Request, who: Identi
                   airlock: Airlock = Depends(get_airlock)):
     try:
         with request.app.state.db.session() as s:
-            req = airlock.review(s, request_id, who, decision=body.decision, reason=body.reason)
+            files = {f.file_id: (f.decision, f.comment) for f in body.files} if body.files is not None else None
+            req = airlock.review(s, request_id, who, decision=body.decision, reason=body.reason, files=files)
             view = airlock.view(req, who)
     except (AirlockError, TraceFailed) as e:
         raise http_error(e)

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base
 
-STATES = ("pending", "approved", "rejected", "returned")
-DECISIONS = ("approve", "reject", "return")
+from .states import DECISIONS, STATES  # noqa: E402,F401  (the one place: states.py)
 
 
 def utcnow() -> dt.datetime:
@@ -70,5 +69,7 @@ class ExportReview(Base):
     reviewer: Mapped[str] = mapped_column(String(255))
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # per file, when the reviewer decided file by file: [{"file_id", "decision", "comment"}]
+    file_decisions: Mapped[list | None] = mapped_column(JSON, nullable=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     request: Mapped[ExportRequest] = relationship(back_populates="reviews")

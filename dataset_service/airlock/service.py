@@ -38,7 +38,9 @@ from ..governance.models import WorkSession
 from insitu.trace import Action
 
 from .findings import inspect_file
-from .models import DECISIONS, ExportFile, ExportRequest, ExportReview, utcnow
+from .models import ExportFile, ExportRequest, ExportReview, utcnow
+from .states import (DECISIONS, FILE_DECISIONS, OUTCOME, TRACE_ACTION, Decision, ExportState, FileDecision,
+                     TransitionRefused, check_transition, from_files, required_approvals)
 from .settings import AirlockSettings
 from .store import FrozenStore, RefusedFile, check_name, list_home, read_small_from_home
 from .tracing import ExportTracing
@@ -206,8 +208,8 @@ class Airlock:
         req = ExportRequest(
             id=str(uuid.uuid4()), requester=who.name, project=project or (link.project if link else None),
             session_id=link.session_id if link else None, dataset_ids=list(link.dataset_ids) if link else [],
-            justification=justification, state="pending", quorum=self.settings.quorum, total_size=total,
-            replaces_id=replaces, draft_id=draft_id, created_at=utcnow(),
+            justification=justification, state=ExportState.pending.value, quorum=self.settings.quorum,
+            total_size=total, replaces_id=replaces, draft_id=draft_id, created_at=utcnow(),
         )
         limits = self.settings.limits()
         for i, f in enumerate(frozen):
@@ -215,6 +217,9 @@ class Airlock:
             req.files.append(ExportFile(position=i, name=f.name, sha256=f.sha256, size=f.size, kind=report.kind,
                                         severity=report.severity, findings=[x.to_dict() for x in report.findings],
                                         preview=report.preview))
+        # a High finding anywhere: independent reviewers (states.required_approvals)
+        req.quorum = required_approvals(self.settings.quorum, self.settings.high_quorum,
+                                        [f.severity for f in req.files])
         s.add(req)
         s.flush()
         self.tracing.send(
@@ -304,43 +309,66 @@ class Airlock:
             raise AirlockError(404, "no such export request")
         return req
 
-    def review(self, s: Session, request_id: str, who: Identity, *, decision: str, reason: str = "") -> ExportRequest:
+    def review(self, s: Session, request_id: str, who: Identity, *, decision: str | None = None, reason: str = "",
+               files: dict[int, tuple[str, str]] | None = None) -> ExportRequest:
+        """One reviewer's review: a ``decision`` on the whole request, or ``files`` (file id -> (approve|reject,
+        comment)) deciding every file, from which the decision follows (``states.from_files``)."""
         req = self.load(s, request_id, lock=True)
-        if decision not in DECISIONS:
+        if files is None and decision not in DECISIONS:
             raise AirlockError(400, f"decision must be one of {', '.join(DECISIONS)}")
         if not self.is_reviewer(who):
             raise AirlockError(403, f"only {', '.join(self.settings.reviewer_roles)} review export requests")
         if who.name == req.requester:
             raise AirlockError(403, "you cannot review your own export request")
-        if req.state != "pending":
-            raise AirlockError(409, f"the request is already {req.state}")
+        try:
+            check_transition(req.state, ExportState.approved.value)
+        except TransitionRefused as e:
+            raise AirlockError(409, str(e))
         if any(r.reviewer == who.name for r in req.reviews):
             raise AirlockError(409, "you have already reviewed this request")
         reason = (reason or "").strip()
+        per_file = self._file_decisions(req, files) if files is not None else None
+        if per_file is not None:
+            derived = from_files([d["decision"] for d in per_file]).value
+            if decision and decision != derived:
+                raise AirlockError(422, f"the file decisions make this review '{derived}', not '{decision}'")
+            decision = derived
+            if not reason and decision != Decision.approve.value:
+                names = {f.id: f.name for f in req.files}
+                reason = "; ".join(f"{names[d['file_id']]}: {d['comment']}" for d in per_file
+                                   if d["decision"] == FileDecision.reject.value)
+        if decision not in DECISIONS:
+            raise AirlockError(400, f"decision must be one of {', '.join(DECISIONS)}")
         if decision in ("reject", "return") and len(reason) < 3:
             raise AirlockError(422, "give a reason when rejecting or returning a request")
         if len(reason) > 4000:
             raise AirlockError(422, "reason longer than 4000 characters")
         now = utcnow()
-        req.reviews.append(ExportReview(reviewer=who.name, decision=decision, reason=reason, at=now))
-        approvals = sum(1 for r in req.reviews if r.decision == "approve")
-        if decision == "approve":
-            if approvals >= req.quorum:
-                req.state, req.decided_at = "approved", now
-        else:
-            req.state = "rejected" if decision == "reject" else "returned"
-            req.decided_at, req.decision_reason = now, reason
+        req.reviews.append(ExportReview(reviewer=who.name, decision=decision, reason=reason[:4000], at=now,
+                                        file_decisions=per_file))
+        approvals = sum(1 for r in req.reviews if r.decision == Decision.approve.value)
+        target = OUTCOME.get(Decision(decision))
+        if target is None and approvals >= req.quorum:
+            target = ExportState.approved
+        if target is not None:
+            check_transition(req.state, target.value)
+            req.state, req.decided_at = target.value, now
+            if target != ExportState.approved:
+                req.decision_reason = reason
         s.flush()
         digests = {f.name: f.sha256 for f in req.files}
         common = dict(requester=self.tracing.pseudonym(req.requester), approvals=approvals, quorum=req.quorum,
                       state=req.state)
-        if decision == "approve":
-            self.tracing.send(Action.APPROVE_EXPORT, user=who.name, key=f"{req.id}:{who.name}",
+        if per_file is not None:  # which files each reviewer let through, by digest (comments stay here)
+            by_id = {f.id: f for f in req.files}
+            common["files_approved"] = sorted(by_id[d["file_id"]].sha256 for d in per_file
+                                              if d["decision"] == FileDecision.approve.value)
+        if decision == Decision.approve.value:
+            self.tracing.send(TRACE_ACTION[Decision.approve], user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, released=req.state == "approved", **common))
         else:
-            action = Action.RETURN_EXPORT if req.state == "returned" else Action.REJECT_EXPORT
-            self.tracing.send(action, user=who.name, key=f"{req.id}:{who.name}",
+            self.tracing.send(TRACE_ACTION[Decision(decision)], user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
         if req.state in ("approved", "rejected", "returned"):  # the requester is told (in-app and e-mail)
@@ -352,6 +380,28 @@ class Airlock:
                                body=(f"{who.name}: {reason}" if reason else "")[:4000],
                                link=f"/exports/{req.id}"))
         return req
+
+    @staticmethod
+    def _file_decisions(req: ExportRequest, files: dict[int, tuple[str, str]]) -> list[dict]:
+        ids = {f.id for f in req.files}
+        unknown = sorted(set(files) - ids)
+        if unknown:
+            raise AirlockError(422, f"file(s) {', '.join(map(str, unknown))} are not in this request")
+        missing = [f.name for f in req.files if f.id not in files]
+        if missing:
+            raise AirlockError(422, "decide every file: no decision for " + ", ".join(missing[:10]))
+        out = []
+        for f in req.files:
+            d, comment = files[f.id]
+            comment = (comment or "").strip()
+            if d not in FILE_DECISIONS:
+                raise AirlockError(422, f"{f.name}: decide approve or reject")
+            if d == FileDecision.reject.value and len(comment) < 3:
+                raise AirlockError(422, f"{f.name}: say why it cannot leave (a comment of 3 characters or more)")
+            if len(comment) > 2000:
+                raise AirlockError(422, f"{f.name}: comment longer than 2000 characters")
+            out.append({"file_id": f.id, "decision": d, "comment": comment})
+        return out
 
     # ------------------------------------------------------------------ download
     def open_for_download(self, s: Session, request_id: str, file_id: int, who: Identity) -> tuple[ExportFile, Path]:
@@ -416,10 +466,13 @@ class Airlock:
                     "file_id": f.id, "name": f.name, "sha256": f.sha256, "size": f.size, "kind": f.kind,
                     "severity": f.severity, "findings": f.findings,
                     **({"preview": f.preview} if reviewer and f.preview else {}),
+                    "decisions": [{"reviewer": r.reviewer, **d} for r in req.reviews for d in (r.file_decisions or [])
+                                  if d.get("file_id") == f.id],
                     **({"download": True} if download else {}),
                 }
                 for f in req.files
             ],
-            "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason, "at": _aware(r.at)}
-                        for r in req.reviews],
+            "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason, "at": _aware(r.at),
+                         "files": r.file_decisions or []} for r in req.reviews],
+            "high": any(f.severity == "high" for f in req.files),
         }

@@ -19,6 +19,9 @@ class AirlockSettings(BaseSettings):
     reviewer_roles: list[str] = Field(
         ["data-managers", "dac"], description="Hub roles whose members review export requests (never the requester).")
     quorum: int = Field(1, ge=1, description="Approvals of distinct reviewers that release a request.")
+    high_quorum: int = Field(
+        2, ge=1, description="Approvals of distinct reviewers needed when any file has a High finding "
+                             "(OpenSAFELY's rule: two independent reviewers).")
     max_files: int = Field(50, ge=1, description="Most files in one export request.")
     max_file_size: int = Field(512 * 1024 * 1024, ge=1, description="Largest single file accepted (bytes).")
     max_request_size: int = Field(2 * 1024 * 1024 * 1024, ge=1, description="Largest request in total (bytes).")

@@ -215,9 +215,15 @@ async def review_submit(request_id: str, request: Request, who: Identity | None 
     _check_csrf(request, str(form.get("csrf_token", "")))
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))
+    files = None
+    if decision == "files":  # a decision and a comment per file (file-<id>, comment-<id>)
+        decision, files = None, {}
+        for key in form.keys():
+            if key.startswith("file-") and key[5:].isdigit() and len(key) < 24:
+                files[int(key[5:])] = (str(form.get(key, "")), str(form.get(f"comment-{key[5:]}", ""))[:4000])
     try:
         with request.app.state.db.session() as s:
-            airlock.review(s, request_id, who, decision=decision, reason=reason)
+            airlock.review(s, request_id, who, decision=decision, reason=reason, files=files)
     except AirlockError as e:
         if e.status in (400, 422):  # bad input: said on the page, nothing changed
             return detail_page(request_id, request, who, airlock, error=str(e.reason))

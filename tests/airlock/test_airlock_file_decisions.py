@@ -1,0 +1,154 @@
+"""OpenSAFELY-style output checking: per-file decisions with comments, two independent reviewers when any
+file has a High finding (quorum configurable), one table of states and moves; 'returned' traced as its own
+action. Against the real stack (hub identities, tracer, dataset service), through the API and the page."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from airlock_files import dicom_bytes, png_bytes
+from test_airlock_api import review, submit
+
+
+@pytest.fixture(scope="module")
+def session(airlock_stack):
+    return airlock_stack.open_session("ayla", "exports-a")
+
+
+def files_of(view) -> dict[str, int]:
+    return {f["name"]: f["file_id"] for f in view["files"]}
+
+
+def decide(a, user, rid, decisions: list[dict], **extra):
+    with a.api(user) as c:
+        return c.post(f"/api/exports/{rid}/reviews", json={"files": decisions, **extra})
+
+
+def test_a_high_finding_needs_two_independent_reviewers(airlock_stack, session):
+    a = airlock_stack
+    r = submit(a, "ayla", {"h2/scan.dcm": dicom_bytes(), "h2/notes.txt": b"counts only\n"}, session[0])
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert v["quorum"] == 2 and v["high"] is True
+    rid = v["request_id"]
+    assert review(a, "dac1", rid, "approve").json()["state"] == "pending"  # one reviewer is not enough
+    assert review(a, "dac1", rid, "approve").status_code == 409  # nor the same one twice
+    assert review(a, "dora", rid, "approve").json()["state"] == "approved"
+    # without a High finding one approval suffices (settings.quorum = 1 here)
+    r = submit(a, "ayla", {"h2/fig.png": png_bytes(64, 64)}, session[0])
+    assert r.json()["quorum"] == 1
+    assert review(a, "dac1", r.json()["request_id"], "approve").json()["state"] == "approved"
+    # the quorum is configurable: high_quorum 3
+    al = a.airlock
+    old = al.settings
+    al.settings = old.model_copy(update={"high_quorum": 3})
+    try:
+        r = submit(a, "ayla", {"h3/scan.dcm": dicom_bytes()}, session[0])
+    finally:
+        al.settings = old
+    assert r.json()["quorum"] == 3
+
+
+def test_per_file_decisions_with_comments(airlock_stack, session):
+    a = airlock_stack
+    r = submit(a, "ayla", {"pf/fig.png": png_bytes(64, 64), "pf/table.csv": b"group,n\nA,120\nB,98\n",
+                           "pf/notes.txt": b"method notes\n"}, session[0])
+    v = r.json()
+    rid, ids = v["request_id"], files_of(v)
+    before = len(a.traces(action="RETURN_EXPORT"))
+    # bad input: 422 with the reason, nothing recorded
+    for bad, why in (([{"file_id": ids["pf/fig.png"], "decision": "approve"}], "decide every file"),
+                     ([{"file_id": i, "decision": "reject"} for i in ids.values()], "say why it cannot leave"),
+                     ([{"file_id": i, "decision": "approve"} for i in ids.values()]
+                      + [{"file_id": 999999, "decision": "approve"}], "not in this request")):
+        got = decide(a, "dac1", rid, bad)
+        assert got.status_code == 422 and why in got.text, got.text
+    got = decide(a, "dac1", rid, [{"file_id": i, "decision": "approve"} for i in ids.values()], decision="reject")
+    assert got.status_code == 422 and "make this review 'approve'" in got.text
+    got = decide(a, "dac1", rid, [{"file_id": ids["pf/fig.png"], "decision": "approve"},
+                                  {"file_id": ids["pf/fig.png"], "decision": "reject"}])
+    assert got.status_code == 422  # a file decided twice
+    with a.api("ayla") as c:
+        assert c.get(f"/api/exports/{rid}").json()["reviews"] == []
+
+    # a mix: the request is returned, each file carries its decision and comment, traced as RETURN_EXPORT
+    got = decide(a, "dac1", rid, [
+        {"file_id": ids["pf/fig.png"], "decision": "approve", "comment": "fine"},
+        {"file_id": ids["pf/table.csv"], "decision": "reject", "comment": "group B under 100: merge groups"},
+        {"file_id": ids["pf/notes.txt"], "decision": "approve"}])
+    assert got.status_code == 200, got.text
+    v = got.json()
+    assert v["state"] == "returned" and v["decision_reason"] == "pf/table.csv: group B under 100: merge groups"
+    by_name = {f["name"]: f["decisions"] for f in v["files"]}
+    assert by_name["pf/table.csv"] == [{"reviewer": "dac1", "file_id": ids["pf/table.csv"], "decision": "reject",
+                                        "comment": "group B under 100: merge groups"}]
+    assert by_name["pf/fig.png"][0]["decision"] == "approve"
+    traces = [t["trace"] for t in a.traces(action="RETURN_EXPORT")]
+    assert len(traces) == before + 1
+    mine = next(t for t in traces if t["details"].get("request_id") == rid)
+    approved_digests = {f["sha256"] for f in v["files"] if f["name"] != "pf/table.csv"}
+    assert set(mine["details"]["files_approved"]) == approved_digests
+    assert not [t for t in a.traces(action="REJECT_EXPORT") if t["trace"]["details"].get("request_id") == rid]
+    # the requester reads the comments
+    with a.api("ayla") as c:
+        seen = c.get(f"/api/exports/{rid}").json()
+    assert any(d["comment"] == "group B under 100: merge groups" for f in seen["files"] for d in f["decisions"])
+
+    # every file approved is an approval; every file rejected a rejection
+    r = submit(a, "ayla", {"pf2/fig.png": png_bytes(32, 32)}, session[0])
+    rid2, fid2 = r.json()["request_id"], r.json()["files"][0]["file_id"]
+    assert decide(a, "dac2", rid2, [{"file_id": fid2, "decision": "approve"}]).json()["state"] == "approved"
+    r = submit(a, "ayla", {"pf3/fig.png": png_bytes(40, 40)}, session[0])
+    rid3, fid3 = r.json()["request_id"], r.json()["files"][0]["file_id"]
+    got = decide(a, "dac2", rid3, [{"file_id": fid3, "decision": "reject", "comment": "shows a face"}])
+    assert got.json()["state"] == "rejected"
+    assert [t for t in a.traces(action="REJECT_EXPORT") if t["trace"]["details"].get("request_id") == rid3]
+
+
+def test_states_and_moves_live_in_one_table():
+    from dataset_service.airlock import states
+
+    assert states.STATES == ("pending", "approved", "rejected", "returned")
+    for s in states.ExportState:
+        for t in states.ExportState:
+            allowed = s == states.ExportState.pending and t != s
+            try:
+                states.check_transition(s.value, t.value)
+                assert allowed, (s, t)
+            except states.TransitionRefused:
+                assert not allowed, (s, t)
+    assert states.TRACE_ACTION[states.Decision.return_].value == "RETURN_EXPORT"
+    assert states.required_approvals(1, 2, ["low", None]) == 1
+    assert states.required_approvals(1, 2, ["low", "high"]) == 2
+    assert states.required_approvals(3, 2, ["high"]) == 3
+
+
+def test_the_review_page_decides_file_by_file(airlock_stack, session):
+    a = airlock_stack
+    st = a.st
+    r = submit(a, "ayla", {"pg/fig.png": png_bytes(48, 48), "pg/model.txt": b"weights summary\n"}, session[0])
+    rid, ids = r.json()["request_id"], files_of(r.json())
+    import httpx
+
+    cookies = {"insitu-dataset-service-session": st.app.state.hub_auth.session_value(st.token("dora"))}
+    with httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False) as c:
+        page = c.get(f"/exports/{rid}")
+        assert page.status_code == 200 and 'id="per-file"' in page.text
+        tok = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        # a file rejected without a comment: the page again with the reason, nothing changed
+        r = c.post(f"/exports/{rid}/review", data={"csrf_token": tok, "decision": "files",
+                                                   f"file-{ids['pg/fig.png']}": "approve",
+                                                   f"file-{ids['pg/model.txt']}": "reject"})
+        assert r.status_code == 400 and "say why it cannot leave" in r.text
+        r = c.post(f"/exports/{rid}/review", data={"csrf_token": tok, "decision": "files",
+                                                   f"file-{ids['pg/fig.png']}": "approve",
+                                                   f"comment-{ids['pg/fig.png']}": "ok",
+                                                   f"file-{ids['pg/model.txt']}": "reject",
+                                                   f"comment-{ids['pg/model.txt']}": "may encode images"})
+        assert r.status_code == 303
+        page = c.get(f"/exports/{rid}").text
+    row = page[page.index('data-file="pg/model.txt"'):]
+    assert 'data-reviewer="dora" data-decision="reject"' in row and "may encode images" in row
+    with a.api("ayla") as c:
+        assert c.get(f"/api/exports/{rid}").json()["state"] == "returned"
