@@ -11,8 +11,9 @@ this for the embedded default). Everything is derived from
 Embedded default (``mode = "embedded"``): configurable-http-proxy from
 node_modules on 127.0.0.1:8000; the dataset service, the tracer and the dev
 chain as JupyterHub managed services with OAuth; the revocation reconciler as
-the managed service ``insitu-hub``; local accounts from ``var/users.yaml``;
-workspaces in ``hub.sandbox.LocalSandboxSpawner``.
+the managed service ``insitu-hub``; local accounts from ``<var>/users.yaml``
+(the state folder ``InsituHub.var_dir``, default ``/var/lib/insitu``); workspaces in
+``hub.sandbox.LocalSandboxSpawner``.
 
 Kubernetes (``mode = "kubernetes"``): the same services registered as external
 services at their cluster URLs, Keycloak logins, ``hub.kube`` pods. The Helm

@@ -8,11 +8,16 @@ copies it there, so the server loads it as the jupyter-server extension
 download and export plugins. ``bin/`` holds the workspace's commands
 (``insitu-export``), on the workspace's PATH.
 
-At load the extension also starts terminals as non-login shells (so PATH
-keeps the workspace environment first), copies the example notebooks into a new home
-(``examples.py``) and lets kernels and terminals see the packages the
-researcher installed with pip into ``~/.local`` (the server itself keeps the
-platform's packages only: its import path is fixed when it starts).
+At load the extension installs the download lock-down (``lockdown.py``) and the
+API of the JupyterLab extension (``labapi.py``: stop notices, "Request export…"),
+starts terminals as non-login shells (so PATH keeps the workspace environment
+first), lets kernels and terminals see the packages the researcher installed
+with pip into ``~/.local`` (the server itself keeps the platform's packages
+only: its import path is fixed when it starts), serves the desktop viewer in a
+desktop workspace (``desktop_page.py``) and copies the example notebooks into a
+new home (``examples.py``). When the server has started it relays a loopback
+port to the hub's curated package index (``pkgrelay.py``), so that pip works
+without a network.
 """
 
 import os
