@@ -509,8 +509,8 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             workspace_etc=self._abs(self.workspace_etc),
             bwrap=self.bwrap_path,
             setpriv=self.setpriv_path,
-            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.example_binds()
-            + self.package_index_binds(),
+            extra_ro_binds=tuple(tuple(x) for x in self.extra_ro_binds) + sandbox_workspace.core_binds()
+            + sandbox_workspace.example_binds() + self.package_index_binds(),
             shm_size=sandbox_workspace.shm_size_for(plan.resources.mem_limit),
             hub_dir=f"{self.runtime_dir}/{sandbox_fs.HUB_DIR}",
             server_dir=f"{self.runtime_dir}/{gateway_local.SERVER_DIR}",

@@ -26,6 +26,10 @@
   MONAI ``CacheDataset``).
 * ``EXAMPLES_IN_SANDBOX``: where the example notebooks are bound read-only; the
   workspace copies them into the home once (``hub/workspace/examples.py``).
+* ``core_binds()``: the core package ``insitu/``, bound read-only beside
+  ``insitu_workspace`` (as the notebook and desktop images copy it): the workspace
+  library checks datasets with the core's own manifest and Merkle rules
+  (``insitu.manifest``, standard library only), not with a copy of them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = str(REPO / "notebooks")
 EXAMPLES_IN_SANDBOX = "/opt/insitu/examples"
 PLATFORM_BIN = "/opt/insitu/python/insitu_workspace/bin"
+CORE_DIR = str(REPO / "insitu")
+CORE_IN_SANDBOX = "/opt/insitu/python/insitu"
 INDEX_RELAY_PORT = 3141  # loopback of the workspace's own network namespace
 PY_VERSION = "python3.11"
 SHM_DEFAULT = 512 * 1024**2
@@ -77,6 +83,11 @@ def shm_size_for(mem_limit: int | None) -> int:
 def shm_args(size: int) -> list[str]:
     """bubblewrap arguments for a private writable /dev/shm (after ``--dev /dev``)."""
     return ["--perms", "1777", "--size", str(int(size)), "--tmpfs", "/dev/shm"]
+
+
+def core_binds(core_dir: str = CORE_DIR) -> tuple[tuple[str, str], ...]:
+    """Read-only bind of the core package (see module doc)."""
+    return ((core_dir, CORE_IN_SANDBOX),)
 
 
 def example_binds(examples_dir: str = EXAMPLES_DIR) -> tuple[tuple[str, str], ...]:

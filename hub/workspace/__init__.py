@@ -1,9 +1,11 @@
 """What runs INSIDE a workspace (the notebook server's side).
 
-This folder is self-contained (relative imports only): the local sandbox binds
-it read-only at ``/opt/insitu/python/insitu_workspace`` and the notebook image
-copies it there, so the server loads it as the jupyter-server extension
-``insitu_workspace``. ``etc/jupyter`` is the read-only platform configuration
+This folder imports only itself (relative imports) and the core's
+standard-library rules (``insitu.manifest``): the local sandbox binds it
+read-only at ``/opt/insitu/python/insitu_workspace`` and the core beside it at
+``/opt/insitu/python/insitu`` (``hub/sandbox_workspace.py``), the notebook and
+desktop images copy both there, so the server loads it as the jupyter-server
+extension ``insitu_workspace``. ``etc/jupyter`` is the read-only platform configuration
 (``JUPYTER_CONFIG_PATH``): it enables the extension and disables JupyterLab's
 download and export plugins. ``bin/`` holds the workspace's commands
 (``insitu-export``), on the workspace's PATH.

@@ -1,8 +1,8 @@
 """The datasets mounted in a workspace, as MONAI-ready items.
 
-Runs inside the workspace's notebook kernel. Standard library only: it reads
-``manifest.json`` and ``eforms.json`` of each dataset (docs/CONTRACTS.md §2) and
-never walks the lake — every path it hands out comes from the manifest.
+Runs inside the workspace's notebook kernel. Standard library and the core's
+manifest rules only: it reads ``manifest.json`` and ``eforms.json`` of each
+dataset (docs/CONTRACTS.md §2) and never walks the lake — every path it hands out comes from the manifest.
 
     >>> from insitu_workspace.datasets import list_datasets, open_dataset   # in a workspace
     >>> # (hub.workspace.datasets in a checkout of the repository)
@@ -33,9 +33,9 @@ dataset's symlinks and compares sizes and SHA-256 digests with the manifest,
 checks the study links point where the manifest says the lake is mounted,
 looks for files the manifest does not list in the series folders it names,
 recomputes each study digest from the manifest's file entries and the Merkle
-root from the manifest's study digests, with the rules of
-``dataset_service/manifest.py`` (re-implemented here: the workspace does not
-carry the service's code; the tests check both give the same values).
+root from the manifest's study digests, with the rules of ``insitu/manifest.py``
+(the core's standard-library module, which a workspace carries beside this
+library: one implementation of the rules, the one the dataset service builds with).
 """
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+# the core's rules, bound beside this package in a workspace (hub/sandbox_workspace.py, the images)
+from insitu.manifest import merkle_root, study_digest  # noqa: F401  (also public here)
 
 DEFAULT_MOUNT = "/mnt/datasets"
 MOUNT_ENV = "INSITU_DATASETS_MOUNT"
@@ -172,7 +175,7 @@ class IntegrityReport:
 
 
 # --------------------------------------------------------------------------- hashing
-# Re-implementation of the rules documented in dataset_service/manifest.py.
+# study_digest and merkle_root are the core's (insitu/manifest.py), imported above.
 
 def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
     """SHA-256 (hex) and size of a file, streamed."""
@@ -183,35 +186,6 @@ def file_sha256(path: str | os.PathLike) -> tuple[str, int]:
             h.update(chunk)
             n += len(chunk)
     return h.hexdigest(), n
-
-
-def study_digest(files: Iterable[tuple[str, int, str]]) -> str:
-    """Digest of one study from ``(path relative to the study, size, sha256)`` triples.
-
-    SHA-256 of one line ``<path>\\t<size>\\t<sha256>\\n`` per file, in UTF-8 byte order of the paths.
-    """
-    h = hashlib.sha256()
-    for rel, size, digest in sorted(files, key=lambda f: f[0].encode("utf-8")):
-        h.update(f"{rel}\t{size}\t{digest}\n".encode("utf-8"))
-    return h.hexdigest()
-
-
-def merkle_root(study_digests: Sequence[tuple[str, str]]) -> str:
-    """Merkle root over ``(study_id, study digest)`` pairs (any order; sorted by study id here).
-
-    Leaf ``SHA-256(0x00 || study_id || 0x0A || digest bytes)``; node ``SHA-256(0x01 || left || right)``;
-    an odd last node is carried up unchanged.
-    """
-    pairs = sorted(study_digests, key=lambda p: p[0].encode("utf-8"))
-    if not pairs:
-        raise ValueError("a Merkle tree needs at least one study")
-    level = [hashlib.sha256(b"\x00" + sid.encode("utf-8") + b"\n" + bytes.fromhex(d)).digest() for sid, d in pairs]
-    while len(level) > 1:
-        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0].hex()
 
 
 # --------------------------------------------------------------------------- helpers

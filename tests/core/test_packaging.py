@@ -27,7 +27,7 @@ COMPONENTS = {
     "dataset-service": ("dataset-service", ["dataset_service"], [], {"insitu", "dataset_service"}),
     "tracer": ("tracer", ["tracer"], [], {"insitu", "tracer"}),
     "hub": ("hub", ["hub"], ["hub/workspace"], {"insitu", "hub", "dataset_service"}),
-    "workspace": ("workspace-desktop", ["hub/workspace"], [], {"insitu_workspace", "hub"}),
+    "workspace": ("workspace-desktop", ["hub/workspace"], [], {"insitu_workspace", "hub", "insitu"}),
 }
 
 

@@ -23,6 +23,8 @@ import pytest
 
 from hub.plan import PlanSettings, build_plan
 from hub.sandbox import passwd_lines, sandbox_argv, sandbox_env
+from hub.sandbox_workspace import core_binds
+from insitu.manifest import merkle_root
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sandbox_support import GID_A, GID_B, make_lake_and_datasets  # noqa: E402
@@ -74,6 +76,9 @@ attempt("connect_host_abstract_socket", connect_abstract)
 def setuid_root():
     os.setuid(0); return "root"
 attempt("setuid_root", setuid_root)
+from insitu_workspace import datasets  # the workspace library, with the core's rules bound beside it
+out["library_root"] = datasets.merkle_root([("sub-1/st-1", "ab" * 32), ("sub-2/st-1", "cd" * 32)])
+out["library_rules_from"] = datasets.merkle_root.__module__
 print(json.dumps(out))
 '''
 
@@ -137,7 +142,7 @@ def run_probe(world, granted=("ds-a",), user="alice"):
         workspace_env=str(WS_ENV),
         workspace_code=str(REPO / "hub" / "workspace"),
         workspace_etc=str(REPO / "hub" / "workspace" / "etc" / "jupyter"),
-        extra_ro_binds=((str(probe), "/opt/probe.py"),),
+        extra_ro_binds=((str(probe), "/opt/probe.py"),) + core_binds(),
     )
     env = sandbox_env(plan, {}, str(WS_ENV))
     try:
@@ -166,6 +171,12 @@ def test_runs_as_the_users_uid_with_exactly_the_dataset_gid(probe_a):
     assert set(probe_a["caps"]) == {"0000000000000000"}
     assert probe_a["no_new_privs"] == "1"
     assert probe_a["setuid_root"]["ok"] is False and probe_a["setuid_root"]["errno"] == "EPERM"
+
+
+def test_the_workspace_library_checks_with_the_cores_rules(probe_a):
+    """Inside the sandbox, insitu_workspace.datasets uses insitu.manifest (bound read-only), not a copy."""
+    assert probe_a["library_rules_from"] == "insitu.manifest"
+    assert probe_a["library_root"] == merkle_root([("sub-2/st-1", "cd" * 32), ("sub-1/st-1", "ab" * 32)])
 
 
 def test_reads_dataset_a_through_its_symlinks(probe_a):

@@ -166,17 +166,11 @@ def test_reading_the_dataset_never_lists_the_lake(demo, monkeypatch):
 
 # ---------------------------------------------------------------- hashing rules
 
-def test_hashing_rules_match_the_dataset_service():
-    rng = random.Random(5)
-    for n in range(1, 12):
-        studies = []
-        for k in range(n):
-            files = [(f"series-{rng.randint(1, 3):02d}/{rng.randint(1, 99):04d}.dcm", rng.randint(0, 10**6),
-                      hashlib.sha256(rng.randbytes(8)).hexdigest()) for _ in range(rng.randint(1, 6))]
-            assert wds.study_digest(files) == service_manifest.study_digest(files)
-            studies.append((f"sub-{rng.randint(1, 999):05d}/study-{k:02d}", service_manifest.study_digest(files)))
-        rng.shuffle(studies)
-        assert wds.merkle_root(studies) == service_manifest.merkle_root(studies)
+def test_hashing_rules_are_the_dataset_services():
+    """One implementation: the workspace library checks with the core's rules, the ones datasets are built
+    with (tests/dataset_service/test_ds_manifest.py checks the rules themselves by hand)."""
+    assert wds.study_digest is service_manifest.study_digest
+    assert wds.merkle_root is service_manifest.merkle_root
 
 
 def test_the_built_dataset_verifies(demo):

@@ -23,10 +23,12 @@ def run_notebook(name: str, workdir: Path, monkeypatch, **env: str):
     workdir.mkdir(parents=True, exist_ok=True)
     results = workdir / "results"
     # the workspace layout (hub/sandbox.py): hub/workspace is the package insitu_workspace on PYTHONPATH,
-    # and the repository is not importable (the kernel's cwd is the work folder)
+    # the core insitu beside it (hub/sandbox_workspace.py: core_binds), and the repository is not
+    # importable (the kernel's cwd is the work folder)
     pythonpath = workdir / "opt-insitu-python"
     pythonpath.mkdir(exist_ok=True)
     (pythonpath / "insitu_workspace").symlink_to(REPO / "hub" / "workspace")
+    (pythonpath / "insitu").symlink_to(REPO / "insitu")
     monkeypatch.setenv("PYTHONPATH", str(pythonpath))
     monkeypatch.setenv("INSITU_NB_RESULTS", str(results))
     for k, v in env.items():
