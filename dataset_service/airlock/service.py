@@ -403,6 +403,41 @@ class Airlock:
             out.append({"file_id": f.id, "decision": d, "comment": comment})
         return out
 
+    # ------------------------------------------------------------------ ask again after a return
+    def ask_again(self, s: Session, who: Identity, request_id: str) -> dict:
+        """What a new request that replaces a returned one starts from: its files, justification, session,
+        and what the reviewers said (per file and overall)."""
+        old = self.load(s, request_id)
+        if old.requester != who.name:
+            raise AirlockError(404, "no such export request of yours")
+        if old.state != ExportState.returned.value:
+            raise AirlockError(409, f"only a request returned for changes can be asked again (this one is {old.state})")
+        names = {f.id: f.name for f in old.files}
+        said = []
+        for r in old.reviews:
+            said.append({"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason,
+                         "files": [{"name": names.get(d["file_id"], "?"), "decision": d["decision"],
+                                    "comment": d.get("comment", "")} for d in (r.file_decisions or [])]})
+        rejected = {d["name"] for x in said for d in x["files"] if d["decision"] == FileDecision.reject.value}
+        return {"request_id": old.id, "files": [f.name for f in old.files if f.name not in rejected],
+                "justification": old.justification, "session_id": old.session_id, "project": old.project,
+                "said": said}
+
+    def changes_since_replaced(self, s: Session, req: ExportRequest) -> dict | None:
+        """For the reviewer of a request that replaces a returned one: files added, removed, changed, kept."""
+        old = s.get(ExportRequest, req.replaces_id) if req.replaces_id else None
+        if old is None:
+            return None
+        before = {f.name: f.sha256 for f in old.files}
+        now = {f.name: f.sha256 for f in req.files}
+        files = []
+        for name in sorted(set(before) | set(now)):
+            status = ("added" if name not in before else "removed" if name not in now
+                      else "changed" if before[name] != now[name] else "same")
+            files.append({"name": name, "status": status})
+        return {"request_id": old.id, "files": files, "justification_before": old.justification,
+                "reason": old.decision_reason or ""}
+
     # ------------------------------------------------------------------ download
     def open_for_download(self, s: Session, request_id: str, file_id: int, who: Identity) -> tuple[ExportFile, Path]:
         req = self.load(s, request_id)

@@ -134,18 +134,26 @@ def exports_page(request: Request, who: Identity | None = Depends(optional_ident
 
 
 @router.get("/exports/new", response_class=HTMLResponse)
-def new_page(request: Request, draft: str | None = None, who: Identity | None = Depends(optional_identity),
-             airlock: Airlock = Depends(_deps())):
+def new_page(request: Request, draft: str | None = None, replaces: str | None = None,
+             who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
     if who is None:
         return _login(request)
     if who.is_service or not who.has_role("researchers"):
         raise HTTPException(403, "only researchers ask for exports")
+    if replaces:  # ask again after a return: the returned request's files, justification and session
+        try:
+            with request.app.state.db.session() as s:
+                again = airlock.ask_again(s, who, replaces[:64])
+        except AirlockError as e:
+            return _new_form(request, who, airlock, status=e.status, error=_error_text(e)[0])
+        return _new_form(request, who, airlock, chosen=again["files"], justification=again["justification"],
+                         session_id=again["session_id"], again=again)
     return _new_form(request, who, airlock, draft_id=draft)
 
 
 def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: str | None = None, status: int = 200,
               error: str | None = None, refused: list | None = None, chosen: list[str] | None = None,
-              justification: str = "", session_id: str | None = None) -> HTMLResponse:
+              justification: str = "", session_id: str | None = None, again: dict | None = None) -> HTMLResponse:
     with request.app.state.db.session() as s:
         drafts = airlock.drafts(s, who.name)
         sessions = airlock.sessions_of(s, who.name)
@@ -156,7 +164,7 @@ def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: st
     draft = next((d for d in drafts if d["draft_id"] == draft_id), None) if draft_id else None
     return _render(request, "airlock/new.html", who, status=status, files=files, drafts=drafts, draft=draft,
                    sessions=sessions, error=error, refused=refused or [], chosen=set(chosen or []),
-                   justification=justification, session_id=session_id)
+                   justification=justification, session_id=session_id, again=again)
 
 
 @router.post("/exports/new")
@@ -172,17 +180,26 @@ async def new_submit(request: Request, who: Identity | None = Depends(optional_i
     justification = str(form.get("justification", ""))
     session_id = str(form.get("session_id", "")) or None
     draft_id = str(form.get("draft", "")) or None
+    replaces = str(form.get("replaces", ""))[:64] or None
     try:
         with request.app.state.db.session() as s:
             if draft_id:
                 req = airlock.submit_draft(s, who, draft_id)
             else:
-                req = airlock.submit(s, who, files=names, justification=justification, session_id=session_id)
+                req = airlock.submit(s, who, files=names, justification=justification, session_id=session_id,
+                                     replaces=replaces)
             rid = req.id
     except AirlockError as e:
         msg, refused = _error_text(e)
+        again = None
+        if replaces:
+            try:
+                with request.app.state.db.session() as s:
+                    again = airlock.ask_again(s, who, replaces)
+            except AirlockError:
+                again = None
         return _new_form(request, who, airlock, status=e.status, error=msg, refused=refused, chosen=names,
-                         justification=justification, session_id=session_id, draft_id=draft_id)
+                         justification=justification, session_id=session_id, draft_id=draft_id, again=again)
     except TraceFailed as e:
         return _new_form(request, who, airlock, status=503, error=str(e), chosen=names, justification=justification)
     return RedirectResponse(f"{_prefix(request)}/exports/{rid}", status_code=303)
@@ -200,10 +217,15 @@ def detail_page(request_id: str, request: Request, who: Identity | None = Depend
                 raise AirlockError(403, "not your export request")
             view = airlock.view(req, who)
             reviewer = airlock.can_review(who, req)
+            changes = airlock.changes_since_replaced(s, req)
     except AirlockError as e:
         raise HTTPException(e.status, e.reason)
+    if changes:
+        from ..web.history import word_diff
+
+        changes["justification_diff"] = word_diff(changes["justification_before"], view["justification"])
     return _render(request, "airlock/detail.html", who, status=200 if not error else 400, r=view, reviewer=reviewer,
-                   error=error)
+                   error=error, changes=changes)
 
 
 @router.post("/exports/{request_id}/review")

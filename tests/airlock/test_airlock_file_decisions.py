@@ -152,3 +152,53 @@ def test_the_review_page_decides_file_by_file(airlock_stack, session):
     assert 'data-reviewer="dora" data-decision="reject"' in row and "may encode images" in row
     with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}").json()["state"] == "returned"
+
+
+def test_ask_again_after_a_return_starts_from_the_returned_request_and_shows_the_reviewer_what_changed(
+        airlock_stack, session):
+    import httpx
+
+    a = airlock_stack
+    st = a.st
+    r = submit(a, "ayla", {"again/fig.png": png_bytes(50, 50), "again/table.csv": b"group,n\nA,120\nB,3\n"},
+               session[0])
+    rid, ids = r.json()["request_id"], files_of(r.json())
+    got = decide(a, "dac1", rid, [{"file_id": ids["again/fig.png"], "decision": "approve"},
+                                  {"file_id": ids["again/table.csv"], "decision": "reject",
+                                   "comment": "B has 3 people: suppress small counts"}])
+    assert got.json()["state"] == "returned"
+
+    def page_client(user):
+        cookies = {"insitu-dataset-service-session": st.app.state.hub_auth.session_value(st.token(user))}
+        return httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False)
+
+    with page_client("ayla") as c:
+        detail = c.get(f"/exports/{rid}").text
+        assert f'href="/services/dataset-service/exports/new?replaces={rid}"' in detail
+        form = c.get("/exports/new", params={"replaces": rid})
+        assert form.status_code == 200 and 'id="ask-again"' in form.text
+        assert "B has 3 people: suppress small counts" in form.text
+        assert f'name="replaces" value="{rid}"' in form.text
+        assert re.search(r'value="again/fig.png"\s+checked', form.text)  # kept
+        assert not re.search(r'value="again/table.csv"\s+checked', form.text)  # the rejected file left unticked
+        assert "figures and metrics for the paper" in form.text  # the justification
+        tok = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        a.write("ayla", "again/table.csv", b"group,n\nA,120\nB+C,123\n")
+        r = c.post("/exports/new", data={"csrf_token": tok, "replaces": rid, "files": ["again/fig.png", "again/table.csv"],
+                                         "justification": "figures and merged-group metrics for the paper",
+                                         "session_id": session[0]})
+        assert r.status_code == 303, r.text
+        new = r.headers["location"].rsplit("/", 1)[1]
+        # asking again for a request that is not returned, or not one's own: a plain refusal on the form
+        assert c.get("/exports/new", params={"replaces": new}).status_code == 409
+    with page_client("bram") as c:
+        r = c.get("/exports/new", params={"replaces": rid})
+        assert r.status_code == 404 and "no such export request of yours" in r.text
+    with a.api("ayla") as c:
+        assert c.get(f"/api/exports/{new}").json()["replaces"] == rid
+    with page_client("dac2") as c:
+        page = c.get(f"/exports/{new}").text
+    changes = page[page.index('id="changes"'):]
+    assert '<li data-change="changed"><code>again/table.csv</code>' in changes
+    assert '<li data-change="same"><code>again/fig.png</code>' in changes
+    assert re.search(r"<ins>[^<]*merged-group[^<]*</ins>", changes) and "B has 3 people" in changes
