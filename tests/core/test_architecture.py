@@ -162,3 +162,34 @@ def test_the_checker_sees_late_and_relative_imports(tmp_path):
     f = tmp_path / "c.py"
     f.write_text("from .. import a\nfrom ..b import x\n\ndef f():\n    import p.sub\n")
     assert imports_of("p.sub.c", f, known) == {"p.a", "p.b", "p.sub"}
+
+
+# What runs inside a workspace (hub/workspace, loaded there as insitu_workspace): itself, and of the core only
+# the rules bound beside it (hub/sandbox_workspace.py: core_binds), which must need nothing but the standard
+# library: a workspace environment has none of the platform's dependencies.
+WORKSPACE = "hub.workspace"
+WORKSPACE_CORE = {"insitu", "insitu.manifest", "insitu.merkle"}
+
+
+def test_the_workspace_library_imports_only_itself_and_the_cores_rules(graph):
+    bad = [f"{mod} -> {dep}" for mod, deps in sorted(graph.items())
+           if mod == WORKSPACE or mod.startswith(WORKSPACE + ".")
+           for dep in sorted(deps)
+           if not (dep == WORKSPACE or dep.startswith(WORKSPACE + ".") or dep in WORKSPACE_CORE)]
+    assert bad == []
+
+
+def test_the_core_rules_a_workspace_carries_need_only_the_standard_library():
+    import sys
+
+    bad = []
+    for name in sorted(WORKSPACE_CORE):
+        path = REPO / (name.replace(".", "/") + ("/__init__.py" if name == "insitu" else ".py"))
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for m in mods:
+                top = m.split(".")[0]
+                if m not in WORKSPACE_CORE and top not in sys.stdlib_module_names and top != "__future__":
+                    bad.append(f"{name} -> {m}")
+    assert bad == []
