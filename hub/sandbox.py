@@ -15,12 +15,19 @@ The sandbox sees (``sandbox_argv``):
 * ``/proc`` of its own PID namespace, a minimal ``/dev``, a private ``/tmp``;
 * the lake read-only at its mount path, each chosen dataset folder read-only at
   ``/mnt/datasets/<id>``, the home folder writable;
-* the workspace environment and the lock-down code read-only;
-* ``/run/insitu``: its own runtime folder (owned by the user, 0700) holding
-  ``jupyter.sock`` (the server listens there; the proxy connects to it);
+* the workspace environment, the workspace library (``hub/workspace`` as
+  ``insitu_workspace``), the core's rules it checks datasets with (``insitu/``)
+  and the example notebooks read-only;
+* ``/run/insitu``: its own runtime folder (owned by the user, 0700);
+* ``/run/insitu-server``: where the server listens (``jupyter.sock``). Only the
+  workspace gateway (``hub/gateway.py``, outside the sandbox under its own uid)
+  connects to it; the proxy knows only the gateway's socket
+  (``hub/gateway_local.py``);
 * ``/run/insitu-hub``: a root-owned folder, read-only, holding ``hub.sock``
   (``hub/forwarder.py``: a filter in the hub process that passes only the hub
-  API calls the single-user server needs).
+  API calls the single-user server needs);
+* ``/run/insitu-index``: the socket of the hub's curated package index
+  (``hub/package_index.py``), which pip reaches through a loopback relay.
 
 Root prepares and removes these folders and the home by descriptor, never by a
 path through a folder the researcher can write (``hub/sandbox_fs.py``). The
@@ -30,8 +37,10 @@ cpu and pids; ``/tmp`` is a tmpfs of ``tmp_limit`` bytes), and a seccomp filter
 other calls container runtimes refuse.
 
 It has its own network namespace with loopback only (``--unshare-net``): no
-packet can leave it, the hub and the proxy are reached over the two Unix
-sockets. It also has its own PID, IPC and UTS namespaces.
+packet can leave it: the hub, the gateway and the package index are reached over
+Unix sockets. It also has its own PID, IPC and UTS namespaces. The spawner waits
+for the sandbox and its gateway without blocking the hub's event loop
+(``hub/aiowait.py``).
 
 State (``get_state``): pid and its start time (to survive a hub restart and to
 never mistake a reused pid), the runtime folder, the session and the plan.
