@@ -301,10 +301,12 @@ class DatasetSessionMixin(HasTraits):
         """The form's choices, checked before anything starts: a plain message in the form
         (JupyterHub shows the form again with it) for what the researcher can correct."""
         options = parse_form(formdata)
-        await self.check_choice(options)
+        # the names the researcher chose by, kept with the choice for the hub's home (ids stay the key)
+        options["dataset_names"] = await self.check_choice(options)
         return options
 
-    async def check_choice(self, options: Mapping[str, Any]) -> None:
+    async def check_choice(self, options: Mapping[str, Any]) -> dict[str, str]:
+        """Refuse what cannot start; the chosen datasets' names ("Name vN") by id."""
         if not options["dataset_ids"] and not self.allow_no_datasets:
             raise WorkspaceRefused("Tick at least one dataset: a workspace opens with the datasets it analyses.")
         try:
@@ -323,6 +325,9 @@ class DatasetSessionMixin(HasTraits):
                                        f"{options['project']}: choose that project or another dataset.")
             raise WorkspaceRefused(f"Dataset {d} cannot be used any more: its grant has expired or was revoked. "
                                    "Ask for access again in the catalogue.", 403)
+        versions = {str(r.get("dataset_id")): r.get("version") for r in usable}
+        return {d: f"{names[d]} v{versions[d]}" if versions.get(d) not in (None, "") else names[d]
+                for d in options["dataset_ids"]}
 
     # the session ------------------------------------------------------
     async def open_dataset_session(self) -> WorkspacePlan:
