@@ -50,7 +50,7 @@ if ! fresh venv "$d"; then
   log "installing Python dependencies into .venv"
   . scripts/lib/wheelhouse.sh
   install_torch .venv/bin/pip
-  .venv/bin/pip install -qq -c requirements.lock -e '.[ml,test]'
+  .venv/bin/pip install -qq -c requirements.lock -e '.[dev,ml,test]'
   mark venv "$d"
 fi
 

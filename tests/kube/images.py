@@ -48,12 +48,12 @@ def podman(*args: str, check: bool = True, timeout: float = 120, input: str | No
     return p
 
 
-def image_ref(name: str) -> str:
-    return f"{REGISTRY}/{name}:{TAG}"
+def image_ref(name: str, target: str | None = None) -> str:
+    return f"{REGISTRY}/{name}{'-' + target if target else ''}:{TAG}"
 
 
-def build(name: str, timeout: float = 3000) -> str:
-    """Build images/<name>/Dockerfile; returns the image reference."""
+def build(name: str, timeout: float = 3000, target: str | None = None) -> str:
+    """Build images/<name>/Dockerfile (up to the stage ``target`` if given); returns the image reference."""
     ctx = Path(tempfile.mkdtemp(prefix="insitu-ctx-"))
     try:
         for part in CONTEXT:
@@ -66,7 +66,8 @@ def build(name: str, timeout: float = 3000) -> str:
         podman("build", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--layers",
                "-v", "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
                "-v", f"{PIP_CACHE}:/root/.cache/pip",
-               "-f", str(ctx / "images" / name / "Dockerfile"), "-t", image_ref(name), str(ctx), timeout=timeout)
+               *(["--target", target] if target else []),
+               "-f", str(ctx / "images" / name / "Dockerfile"), "-t", image_ref(name, target), str(ctx), timeout=timeout)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
-    return image_ref(name)
+    return image_ref(name, target)
