@@ -19,10 +19,12 @@ manager can build from every study that has readable files; ``build(settings, db
    ``report``), give the study the ACL entries
    ``group:<gid>:r-x`` (folders) / ``r--`` (files), and link
    ``<tmp>/<subject>/<study> -> <lake_mount_path>/<subject>/<study>``;
-4. write ``manifest.json`` (rules in ``manifest.py``) and ``eforms.json``;
+4. write ``manifest.json`` (rules in ``insitu/manifest.py``) and ``eforms.json``;
 5. make the tree read-only for everyone but the dataset's group (folders 0500,
    files 0400 plus ACL ``group:<gid>`` r-x / r--), then ``rename`` it into place;
-6. record state ``draft`` with the Merkle root and send CREATE_DATASET.
+6. send CREATE_DATASET (the trace is journalled in the dataset's event log before
+   the first attempt, so a resend after a crash is the same trace and the tracer
+   stores it once), then record state ``draft`` with the Merkle root.
 
 Nothing under ``<datasets>/<id>`` exists before step 5's rename, so a crash at
 any point leaves no partial dataset visible. ``BuildRunner.recover()`` (run at

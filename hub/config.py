@@ -10,9 +10,10 @@ Every option can be set in a JupyterHub config file (``c.InsituHub.mode =
 "kubernetes"``) or, for the embedded default and tests, from an environment
 variable ``INSITU_<NAME>`` (upper case), which is read as the default.
 
-Names of the pieces (docs/CONTRACTS.md §1): the services ``dataset-service``,
-``tracer``, ``dev-chain`` and ``insitu-hub`` (the hub's own token, used by the
-spawner, the revocation reconciler and the Keycloak membership reconciler).
+Names of the pieces (``insitu.names``, docs/CONTRACTS.md §1): the services
+``dataset-service``, ``tracer``, ``dev-chain``, ``insitu-hub`` (the hub's own
+token, used by the spawner, the revocation reconciler and the Keycloak
+membership reconciler) and ``insitu-admission`` (Kyverno's admission check).
 """
 
 from __future__ import annotations
