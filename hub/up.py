@@ -1,17 +1,19 @@
 """``python -m hub up`` (what ``make up`` runs): the whole platform on this machine.
 
-1. State under ``var/`` (docs/CONTRACTS.md §6): secrets (service tokens, cookie
-   secret; mode 0600), the local accounts file with one demo user per role
-   (random passwords, kept in ``var/secrets/demo-logins.json`` so that a second
-   run prints the same), the dev chain key, and a synthetic DICOM demo lake
-   (``python -m dataset_service demo-lake``) when ``var/lake`` does not exist.
+1. State in the state folder ``<var>`` (``InsituHub.var_dir``: ``--var``,
+   ``INSITU_VAR_DIR``, default ``/var/lib/insitu``, outside the checkout;
+   docs/CONTRACTS.md §6): secrets (service tokens, cookie secret; mode 0600),
+   the local accounts file with one demo user per role (random passwords, kept
+   in ``<var>/secrets/demo-logins.json`` so that a second run prints the same),
+   the dev chain key, and a synthetic DICOM demo lake (``python -m
+   dataset_service demo-lake``) when ``<var>/lake`` does not exist.
 2. JupyterHub with configurable-http-proxy, which starts the dataset service,
    the tracer, the dev chain and the reconciler as managed services.
 3. The demo content, once, through the public APIs as the demo users (each
    logs in through the hub's login form and gets a short-lived token, deleted
    afterwards): the data manager indexes the lake, creates two datasets and
    releases them; the researcher asks access to the first for the demo project;
-   two DAC members approve, which grants it. ``var/demo.json`` records the
+   two DAC members approve, which grants it. ``<var>/demo.json`` records the
    result; a later run reuses it.
 4. Prints the URL and the demo logins, then waits. Ctrl-C (or SIGTERM) stops
    the hub, which stops its services, the proxy and the workspaces.
@@ -362,7 +364,7 @@ def up(settings: InsituHub, *, demo: bool = True, lake_subjects: int = 12, keycl
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hub up", description="run insitu on this machine")
     p.add_argument("--port", type=int, help="public port (default 8000, INSITU_HUB_PORT)")
-    p.add_argument("--var", help="state folder (default var/, INSITU_VAR_DIR)")
+    p.add_argument("--var", help="state folder (default /var/lib/insitu, INSITU_VAR_DIR)")
     p.add_argument("--no-demo", action="store_true", help="do not create the demo datasets and grant")
     p.add_argument("--lake-subjects", type=int, default=12, help="subjects of a newly generated demo lake")
     p.add_argument("--keycloak", action="store_true",

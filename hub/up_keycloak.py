@@ -7,7 +7,7 @@ distribution of ``scripts/setup.d/40-keycloak.sh`` in dev mode on
 ``127.0.0.1`` (``INSITU_KEYCLOAK_PORT``, default 8180), with an in-memory
 database: every run imports the chart's realm (``helm/insitu/files/realm.json``)
 again and creates the demo users (same names, groups and passwords as the
-local accounts, ``var/secrets/demo-logins.json``) and their groups.
+local accounts, ``<var>/secrets/demo-logins.json``) and their groups.
 
 :func:`start` sets the environment the hub and its reconciler read
 (``INSITU_AUTHENTICATOR``, ``KEYCLOAK_*``, ``OAUTH_*``); the caller starts the
