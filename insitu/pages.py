@@ -6,14 +6,17 @@
   service's own origin only (CSP ``default-src 'self'``, no inline styles), the referrer kept on the
   origin (``Referrer-Policy: same-origin``);
 - ``login_redirect``: a browser without a session is sent to the service's login (the hub's OAuth),
-  which brings it back to the page it asked for (``next``: path and query).
+  which brings it back to the page it asked for (``next``: path and query);
+- ``page_templates``: the Jinja environment every service renders its pages with.
 """
 from __future__ import annotations
 
+import os
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -31,3 +34,10 @@ def login_redirect(request: Request, prefix: str) -> RedirectResponse:
     """302 to ``<prefix>/login?next=<this page>``."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{prefix}/login?next={quote(target, safe='')}", status_code=302)
+
+
+def page_templates(*folders: str | os.PathLike) -> Environment:
+    """The Jinja environment of a service's pages: templates from ``folders`` (the first that holds a name
+    wins), HTML autoescaped, block tags trimmed (``trim_blocks``, ``lstrip_blocks``)."""
+    return Environment(loader=FileSystemLoader([str(f) for f in folders]), autoescape=select_autoescape(["html"]),
+                       trim_blocks=True, lstrip_blocks=True)

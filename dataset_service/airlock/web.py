@@ -21,10 +21,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from insitu.identity import Identity, optional_identity, token_from_request
-from insitu.pages import login_redirect, page_response
+from insitu.pages import login_redirect, page_response, page_templates
 
 from ..web.csrf import check_token, csrf_key, make_token
 from ..web.pages import nav as service_nav
@@ -36,9 +35,7 @@ from .tracing import TraceFailed
 
 HERE = Path(__file__).resolve().parent
 # airlock templates first, then the service's shared ones (base.html of dataset_service/web)
-_env = Environment(loader=ChoiceLoader([FileSystemLoader(str(HERE / "templates")),
-                                        FileSystemLoader(str(HERE.parent / "web" / "templates"))]),
-                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_env = page_templates(HERE / "templates", HERE.parent / "web" / "templates")
 
 router = APIRouter(include_in_schema=False)
 

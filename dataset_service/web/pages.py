@@ -21,11 +21,10 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, optional_identity, token_from_request
-from insitu.pages import login_redirect, page_response
+from insitu.pages import login_redirect, page_response, page_templates
 from insitu.navigation import platform_nav
 
 from ..deps import get_session, get_settings
@@ -40,8 +39,7 @@ from .csrf import check_token, csrf_key, make_token
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                  trim_blocks=True, lstrip_blocks=True)
+env = page_templates(HERE / "templates")
 env.filters["date"] = views.fmt_date
 env.filters["time"] = views.fmt_time
 

@@ -24,10 +24,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from insitu.identity import Identity, optional_identity
-from insitu.pages import login_redirect, page_response
+from insitu.pages import login_redirect, page_response, page_templates
 from insitu.navigation import platform_nav
 from insitu import merkle
 from tracer.chain import anchor_events, connect
@@ -35,8 +34,7 @@ from insitu.trace import Action, canonical_json, leaf_hash
 from tracer.verify import _b32, verify_against_chain
 
 HERE = Path(__file__).resolve().parent
-env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                  trim_blocks=True, lstrip_blocks=True)
+env = page_templates(HERE / "templates")
 AUDITORS = ("auditors",)
 PAGE_SIZE = 50
 MAX_PAGE = 500
