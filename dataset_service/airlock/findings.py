@@ -23,9 +23,11 @@ dicom-keywords      medium  DICOM attribute keywords (PatientID, StudyInstanceUI
                             ...) or ``pydicom`` classes inside a binary file
                             (e.g. a pickled pydicom data set)
 large-file          medium  the file is larger than ``limits.large_file``
-volume              high    an array with at least three extents of at least
-                            ``limits.volume_min_extent`` (.npy, .npz, .pt,
-                            pickles of numpy arrays or torch tensors, NIfTI)
+volume              high    an array whose two largest extents are at least
+                            ``limits.volume_min_extent`` and a third at least
+                            ``limits.volume_min_slices`` (the slices of the
+                            lake's series) (.npy, .npz, .pt, pickles of numpy
+                            arrays or torch tensors, NIfTI)
 image-array         medium  a 2-D array with both extents at least
                             ``limits.image_min_extent``
 nifti               high    a NIfTI-1/2 image (.nii, .nii.gz)
@@ -37,6 +39,12 @@ few-rows-per-subject high   a table with a subject column and a median of fewer
 small-counts        medium  a count column (n, count, n_*) holding values in
                             ``1 .. limits.min_cell_count - 1``
 image               info    a PNG/JPEG image: a reviewer must look at it
+opaque              medium  at least 4 KiB of a binary format the checker cannot
+                            read with 7.5 bits of entropy per byte or more
+                            (compressed or encrypted): ask what it is
+                            (gzip, xz and bzip2 streams are decompressed and
+                            base64 or hex text decoded, and what they hold is
+                            checked like a file of its own)
 unreadable          medium  an archive or table that could not be read whole
 ==================  ======  ====================================================
 
@@ -108,6 +116,7 @@ class Limits:
 
     large_file: int = 50 * 1024 * 1024
     volume_min_extent: int = 32
+    volume_min_slices: int = 8  # the third extent of a volume: calibrated on the lake's series (settings)
     image_min_extent: int = 256
     min_rows_per_subject: int = 5
     min_cell_count: int = 5
@@ -200,8 +209,9 @@ def _is_dicom_file(head: bytes, path: Path | None, data: bytes | None = None) ->
 # --------------------------------------------------------------------------- arrays
 def _shape_findings(shape: Iterable[int], where: str, limits: Limits, out: _Collector, member: str | None) -> None:
     shape = tuple(int(s) for s in shape)
-    big = [s for s in shape if s >= limits.volume_min_extent]
-    if len(big) >= 3:
+    dims = sorted(shape, reverse=True)
+    # a volume: two in-plane extents of an image and, beside them, as many slices as a series of the lake
+    if len(dims) >= 3 and dims[1] >= limits.volume_min_extent and dims[2] >= limits.volume_min_slices:
         out.add("volume", "high", f"{where} of shape {shape} looks like an image volume", member)
     elif len(shape) >= 2 and sum(1 for s in shape if s >= limits.image_min_extent) >= 2:
         out.add("image-array", "medium", f"{where} of shape {shape} looks like an image", member)
@@ -447,17 +457,17 @@ def _inspect_bytes(data: bytes, name: str, limits: Limits, out: _Collector, memb
     elif data.startswith(ZIP_MAGIC):
         kind = "archive"
         _inspect_zip(data, limits, out, member, depth)
-    elif data.startswith(GZIP_MAGIC):
+    elif data.startswith(GZIP_MAGIC) or data.startswith(XZ_MAGIC) or data.startswith(BZ2_MAGIC):
         kind = "archive"
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
-                inner = g.read(limits.scan_bytes)
-        except (OSError, EOFError):
-            out.add("unreadable", "medium", "a gzip stream that could not be read", member)
+        codec, suffixes = (("gzip", (".gz",)) if data.startswith(GZIP_MAGIC) else
+                           ("xz", (".xz", ".lzma")) if data.startswith(XZ_MAGIC) else ("bzip2", (".bz2",)))
+        inner = _decompress(data, codec, limits.scan_bytes)
+        if inner is None:
+            out.add("unreadable", "medium", f"a {codec} stream that could not be read", member)
             inner = b""
         if inner and depth < limits.max_depth:
-            inner_name = lower[:-3] if lower.endswith(".gz") else lower
-            sub = (member + "!" if member else "") + (inner_name.rsplit("/", 1)[-1] or "gz")
+            inner_name = next((lower[:-len(x)] for x in suffixes if lower.endswith(x)), lower)
+            sub = (member + "!" if member else "") + (inner_name.rsplit("/", 1)[-1] or codec)
             inner_kind = _inspect_bytes(inner, inner_name, limits, out, sub, depth + 1)
             if inner_kind in ("nifti", "dicom"):
                 kind = inner_kind
@@ -465,6 +475,13 @@ def _inspect_bytes(data: bytes, name: str, limits: Limits, out: _Collector, memb
         kind = "pickle"
         for what, shape in pickled_shapes(data):
             _shape_findings(shape, f"pickled {what}", limits, out, member)
+    elif _looks_text(data) and (decoded := _text_encoded(data)) is not None and depth < limits.max_depth:
+        encoding, inner = decoded  # base64 or hex of something else: what it encodes is what leaves
+        kind = "encoded"
+        sub = (member + "!" if member else "") + encoding
+        inner_kind = _inspect_bytes(inner, lower, limits, out, sub, depth + 1)
+        if inner_kind in ("nifti", "dicom"):
+            kind = inner_kind
     elif _looks_text(data):
         kind = "text"
         if lower.endswith((".csv", ".tsv", ".txt", ".tab")) and (lower.endswith((".csv", ".tsv", ".tab"))
@@ -473,9 +490,71 @@ def _inspect_bytes(data: bytes, name: str, limits: Limits, out: _Collector, memb
         if kind == "table":
             inspect_table(_decode(data), limits, out, member)
 
+    if kind == "binary" and len(data) >= OPAQUE_MIN_BYTES and entropy(data[:65536]) >= OPAQUE_BITS:
+        out.add("opaque", "medium", f"{entropy(data[:65536]):.2f} bits per byte in a format the checker cannot "
+                                    "read (compressed or encrypted?): ask what it is", member)
     if keywords and kind not in ("text", "table", "dicom"):
         out.add("dicom-keywords", "medium", "DICOM keywords inside a binary file: " + ", ".join(keywords[:8]), member)
     return kind
+
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+BZ2_MAGIC = b"BZh"
+OPAQUE_MIN_BYTES = 4096
+OPAQUE_BITS = 7.5
+_B64 = re.compile(rb"^[A-Za-z0-9+/=_-]+$")
+_HEX = re.compile(rb"^[0-9a-fA-F]+$")
+
+
+def _decompress(data: bytes, codec: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a gzip, xz or bzip2 stream; None when it cannot be read."""
+    import bz2
+    import lzma
+
+    try:
+        if codec == "gzip":
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
+                return g.read(limit)
+        d = lzma.LZMADecompressor() if codec == "xz" else bz2.BZ2Decompressor()
+        return d.decompress(data, max_length=limit)
+    except (OSError, EOFError, lzma.LZMAError, ValueError):
+        return None
+
+
+def _text_encoded(data: bytes) -> tuple[str, bytes] | None:
+    """(``base64`` | ``hex``, the decoded bytes) when the whole text is one such encoding of binary data."""
+    import base64
+    import binascii
+
+    if b" " in data[:4096]:  # words: prose, not one encoded blob
+        return None
+    compact = b"".join(data[:limits_scan_text].split())
+    if len(compact) < 64:
+        return None
+    if _HEX.match(compact) and len(compact) % 2 == 0:
+        return "hex", bytes.fromhex(compact.decode("ascii"))
+    if _B64.match(compact):
+        try:
+            raw = (base64.urlsafe_b64decode if (b"-" in compact or b"_" in compact) else base64.b64decode)(
+                compact + b"=" * (-len(compact) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        return ("base64", raw) if not _looks_text(raw) else None
+    return None
+
+
+limits_scan_text = 64 * 1024 * 1024  # encoded text decoded at most this far
+
+
+def entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte."""
+    import math
+    from collections import Counter
+
+    if not data:
+        return 0.0
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 
 
 def _inspect_zip(data: bytes, limits: Limits, out: _Collector, member: str | None, depth: int) -> None:

@@ -211,7 +211,7 @@ class Airlock:
             justification=justification, state=ExportState.pending.value, quorum=self.settings.quorum,
             total_size=total, replaces_id=replaces, draft_id=draft_id, created_at=utcnow(),
         )
-        limits = self.settings.limits()
+        limits = self.settings.limits(self.lake_min_slices(s))
         for i, f in enumerate(frozen):
             report = inspect_file(self.store.path_of(f.sha256), f.name, limits)
             req.files.append(ExportFile(position=i, name=f.name, sha256=f.sha256, size=f.size, kind=report.kind,
@@ -231,6 +231,15 @@ class Airlock:
                                   replaces=replaces),
         )
         return req
+
+    @staticmethod
+    def lake_min_slices(s: Session) -> int | None:
+        """The fewest files (slices) of a catalogued series holding two or more: what a volume of this lake is."""
+        from sqlalchemy import func
+
+        from ..models import Series
+
+        return s.scalar(select(func.min(Series.n_files)).where(Series.n_files >= 2))
 
     def _details(self, req: ExportRequest, **extra) -> dict:
         d = {"request_id": req.id, "session_id": req.session_id, "project": req.project}

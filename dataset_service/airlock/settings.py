@@ -28,6 +28,9 @@ class AirlockSettings(BaseSettings):
     large_file: int = Field(50 * 1024 * 1024, ge=1, description="Files above this size are flagged for review.")
     volume_min_extent: int = Field(
         32, ge=2, description="An array with three extents at least this large is flagged as an image volume.")
+    volume_min_slices: int = Field(
+        0, ge=0, description="Slices (the third extent) that make an array a volume; 0: calibrated on the lake, "
+                             "the fewest slices of a catalogued series with two or more, never fewer than 4.")
     image_min_extent: int = Field(256, ge=2, description="A 2-D array with both extents this large is flagged.")
     min_rows_per_subject: int = Field(
         5, ge=1, description="Tables with fewer rows per subject (median) are flagged as individual-level data.")
@@ -42,10 +45,13 @@ class AirlockSettings(BaseSettings):
             return [r.strip() for r in v.split(",") if r.strip()]
         return v
 
-    def limits(self) -> Limits:
+    def limits(self, lake_min_slices: int | None = None) -> Limits:
+        """The thresholds; ``lake_min_slices``: the fewest slices of a multi-slice series of the lake."""
+        slices = self.volume_min_slices or max(4, lake_min_slices or 8)
         return Limits(
             large_file=self.large_file,
             volume_min_extent=self.volume_min_extent,
+            volume_min_slices=slices,
             image_min_extent=self.image_min_extent,
             min_rows_per_subject=self.min_rows_per_subject,
             min_cell_count=self.min_cell_count,

@@ -202,3 +202,12 @@ def test_ask_again_after_a_return_starts_from_the_returned_request_and_shows_the
     assert '<li data-change="changed"><code>again/table.csv</code>' in changes
     assert '<li data-change="same"><code>again/fig.png</code>' in changes
     assert re.search(r"<ins>[^<]*merged-group[^<]*</ins>", changes) and "B has 3 people" in changes
+
+
+def test_a_16x32x32_volume_is_flagged_on_submission(airlock_stack, session):
+    from airlock_files import npy_bytes
+
+    r = submit(airlock_stack, "ayla", {"vol/crop.npy": npy_bytes((16, 32, 32))}, session[0])
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert "volume" in {x["code"] for x in v["files"][0]["findings"]} and v["quorum"] == 2

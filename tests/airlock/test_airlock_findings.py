@@ -204,3 +204,58 @@ def test_plain_text_and_json_pass(tmp_path):
     p = write(tmp_path, "metrics.json", b'{"dice": 0.83, "epochs": 40}\n')
     rep = inspect_file(p, "metrics.json", LIMITS)
     assert rep.kind == "text" and rep.findings == [] and rep.preview["type"] == "text"
+
+
+# --- issue 18: volumes calibrated on the lake, compressed or encoded DICOM, opaque blobs -----------------
+def test_a_small_volume_is_a_volume_when_the_lake_has_series_that_thin():
+    import numpy as np
+
+    from dataset_service.airlock.findings import Limits, inspect_file
+    from dataset_service.airlock.settings import AirlockSettings
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "crop.npy"
+        np.save(p, np.zeros((16, 32, 32), dtype=np.int16))
+        lake_limits = AirlockSettings().limits(lake_min_slices=4)  # the lake's thinnest series: 4 slices
+        assert lake_limits.volume_min_slices == 4
+        assert "volume" in {f.code for f in inspect_file(p, "crop.npy", lake_limits).findings}
+        assert AirlockSettings().limits(lake_min_slices=2).volume_min_slices == 4  # never below 4
+        np.save(p, np.zeros((3, 32, 32), dtype=np.int16))  # three channels of an image: not a volume
+        assert "volume" not in {f.code for f in inspect_file(p, "rgb.npy", lake_limits).findings}
+        np.save(p, np.zeros((200, 3), dtype=np.float32))  # a feature table
+        assert inspect_file(p, "features.npy", lake_limits).findings == []
+        assert AirlockSettings(volume_min_slices=20).limits(lake_min_slices=4).volume_min_slices == 20
+
+
+def test_compressed_and_encoded_dicom_is_found_and_opaque_blobs_are_flagged(tmp_path):
+    import base64
+    import bz2
+    import lzma
+    import os
+
+    from airlock_files import dicom_bytes
+    from dataset_service.airlock.findings import inspect_file
+
+    dcm = dicom_bytes()
+    cases = {"scan.dcm.xz": lzma.compress(dcm), "scan.bin.bz2": bz2.compress(dcm),
+             "scan.b64": base64.encodebytes(dcm), "scan.hex.txt": dcm.hex().encode(),
+             "scan.txt": base64.b64encode(lzma.compress(dcm))}
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        rep = inspect_file(p, name)
+        assert "dicom" in {f.code for f in rep.findings}, (name, rep.findings)
+        assert max(f.severity == "high" for f in rep.findings)
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(os.urandom(64 * 1024))
+    rep = inspect_file(blob, "weights.bin")
+    assert [f.code for f in rep.findings] == ["opaque"] and rep.findings[0].severity == "medium"
+    prose = tmp_path / "notes.txt"
+    prose.write_bytes(b"The model reached an AUC of 0.81 on the held-out fold.\n" * 50)
+    assert inspect_file(prose, "notes.txt").findings == []
+    digest = tmp_path / "sha.txt"
+    digest.write_bytes(b"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n")
+    assert inspect_file(digest, "sha.txt").findings == []
