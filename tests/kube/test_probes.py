@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from fixtures.jupyterhub import free_port
+from fixtures.postgres import create_database
 
 from .kubetools import CHART, ROOT
 from .test_helm_render import _values_args, chart, helm_template  # noqa: F401 - chart: the fixture
@@ -116,25 +118,24 @@ class Service:
                     raise
                 time.sleep(0.3)
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    def stop(self) -> int:
+        """SIGTERM to the service's process group (its own session), as the kubelet stops a container;
+        returns the exit status."""
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(20)
+            return self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
 
 
 @pytest.fixture
 def db_url(pg_cluster):
     """A new, empty PostgreSQL database for one service (each runs its own migrations)."""
-    port, admin = pg_cluster
-    name = "probe_" + secrets.token_hex(6)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:{port}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = create_database(pg_cluster, "probe_")
+    yield url
+    with psycopg.connect(pg_cluster[1], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _allow_connections(pg_cluster, db_url: str, allow: bool) -> None:
@@ -176,7 +177,9 @@ def test_the_rendered_probes_answer_on_the_running_service_without_credentials(
         r = svc.get(ready)
         assert (r.status_code, r.text) == (200, "ok")
     finally:
-        svc.stop()
+        status = svc.stop()
+    # a clean shutdown on SIGTERM (uvicorn re-raises the signal once it has shut down)
+    assert status in (0, -signal.SIGTERM) and "Application shutdown complete" in svc.log.read_text(), status
     assert "Traceback" not in svc.log.read_text(), svc.log.read_text()[-3000:]
 
 
