@@ -72,9 +72,26 @@ def csrf_token(request: Request) -> str:
     return make_token(_csrf_key(request), _login_token(request))
 
 
-def _check_csrf(request: Request, token: str) -> None:
-    if not check_token(_csrf_key(request), _login_token(request), token):
-        raise HTTPException(403, "the form expired or did not come from this site: reload the page")
+def _csrf_ok(request: Request, token: str) -> bool:
+    return check_token(_csrf_key(request), _login_token(request), token)
+
+
+FORM_EXPIRED = "The form expired or did not come from this site: reload the page and try again."
+TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 409: "That was not possible",
+          503: "Please try again later"}
+
+
+def _refused(request: Request, who: Identity | None, status: int, reason, back: str | None = None) -> HTMLResponse:
+    """A refusal as a page of the platform (status and a plain reason), never raw JSON in the browser."""
+    if isinstance(reason, dict):
+        reason = str(reason.get("reason", "refused"))
+    prefix = _prefix(request)
+    html = _env.get_template("error.html").render(
+        request=request, who=who, prefix=prefix, nav=_nav(who, prefix) if who else [],
+        roles=sorted(who.roles) if who else [], path=request.url.path, notice=None, csrf_token="",
+        status=status, title=TITLES.get(status, "That was not possible"), reason=str(reason),
+        back=back or f"{prefix}/exports")
+    return page_response(html, status)
 
 
 def _prefix(request: Request) -> str:
@@ -118,7 +135,7 @@ def exports_page(request: Request, who: Identity | None = Depends(optional_ident
     if who is None:
         return _login(request)
     if who.is_service:
-        raise HTTPException(403, "pages are for people")
+        return _refused(request, who, 403, "These pages are for people.")
     with request.app.state.db.session() as s:
         mine = [airlock.view(r, who) for r in airlock.listing(s, who, mine=True)]
         queue = []
@@ -136,7 +153,7 @@ def new_page(request: Request, draft: str | None = None, replaces: str | None = 
     if who is None:
         return _login(request)
     if who.is_service or not who.has_role("researchers"):
-        raise HTTPException(403, "only researchers ask for exports")
+        return _refused(request, who, 403, "Only researchers ask for exports, from their own workspace home.")
     if replaces:  # ask again after a return: the returned request's files, justification and session
         try:
             with request.app.state.db.session() as s:
@@ -168,11 +185,12 @@ def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: st
 async def new_submit(request: Request, who: Identity | None = Depends(optional_identity),
                      airlock: Airlock = Depends(_deps())):
     if who is None:
-        raise HTTPException(401, "log in first")
+        return _refused(request, None, 401, "Your login has expired: log in again.")
     if who.is_service or not who.has_role("researchers"):
-        raise HTTPException(403, "only researchers ask for exports")
+        return _refused(request, who, 403, "Only researchers ask for exports, from their own workspace home.")
     form = await request.form()
-    _check_csrf(request, str(form.get("csrf_token", "")))
+    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
+        return _refused(request, who, 403, FORM_EXPIRED, f"{_prefix(request)}/exports/new")
     names = [str(x) for x in form.getlist("files")]
     justification = str(form.get("justification", ""))
     session_id = str(form.get("session_id", "")) or None
@@ -216,7 +234,7 @@ def detail_page(request_id: str, request: Request, who: Identity | None = Depend
             reviewer = airlock.can_review(who, req)
             changes = airlock.changes_since_replaced(s, req)
     except AirlockError as e:
-        raise HTTPException(e.status, e.reason)
+        return _refused(request, who, e.status, e.reason)
     if changes:
         from ..web.history import word_diff
 
@@ -228,10 +246,12 @@ def detail_page(request_id: str, request: Request, who: Identity | None = Depend
 @router.post("/exports/{request_id}/review")
 async def review_submit(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
                         airlock: Airlock = Depends(_deps())):
+    back = f"{_prefix(request)}/exports/{request_id[:64]}"
     if who is None:
-        raise HTTPException(401, "log in first")
+        return _refused(request, None, 401, "Your login has expired: log in again.", back)
     form = await request.form()
-    _check_csrf(request, str(form.get("csrf_token", "")))
+    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
+        return _refused(request, who, 403, FORM_EXPIRED, back)
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))
     files = None
@@ -246,9 +266,10 @@ async def review_submit(request_id: str, request: Request, who: Identity | None 
     except AirlockError as e:
         if e.status in (400, 422):  # bad input: said on the page, nothing changed
             return detail_page(request_id, request, who, airlock, error=str(e.reason))
-        raise HTTPException(e.status, e.reason)
-    except TraceFailed as e:
-        raise HTTPException(503, str(e))
+        return _refused(request, who, e.status, e.reason, back)
+    except TraceFailed:
+        return _refused(request, who, 503, "The review could not be recorded in the audit trail, so nothing was "
+                                           "changed.", back)
     return RedirectResponse(f"{_prefix(request)}/exports/{request_id}", status_code=303)
 
 
@@ -257,7 +278,10 @@ def download_page(request_id: str, file_id: int, request: Request,
                   who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
     if who is None:
         return _login(request)
-    return download_response(airlock, request.app.state.db, request_id, file_id, who)
+    try:
+        return download_response(airlock, request.app.state.db, request_id, file_id, who)
+    except HTTPException as e:  # said on a page: the browser followed a link
+        return _refused(request, who, e.status_code, e.detail, f"{_prefix(request)}/exports/{request_id[:64]}")
 
 
 @router.get("/exports/{request_id}/files/{file_id}/preview.png")

@@ -211,3 +211,32 @@ def test_a_16x32x32_volume_is_flagged_on_submission(airlock_stack, session):
     assert r.status_code == 201, r.text
     v = r.json()
     assert "volume" in {x["code"] for x in v["files"][0]["findings"]} and v["quorum"] == 2
+
+
+def test_airlock_refusals_are_pages_with_a_plain_reason_not_raw_json(airlock_stack, session):
+    import httpx
+
+    a = airlock_stack
+    st = a.st
+    r = submit(a, "ayla", {"err/fig.png": png_bytes(30, 30)}, session[0])
+    rid, fid = r.json()["request_id"], r.json()["files"][0]["file_id"]
+
+    def page_client(user):
+        cookies = {"insitu-dataset-service-session": st.app.state.hub_auth.session_value(st.token(user))}
+        return httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False)
+
+    checks = [("bram", "GET", f"/exports/{rid}", {}, 403, "not your export request"),
+              ("ayla", "GET", "/exports/00000000-0000-0000-0000-000000000000", {}, 404, "no such export request"),
+              ("ayla", "GET", f"/exports/{rid}/files/{fid}/download", {}, 403, "only approved files"),
+              ("dac1", "GET", "/exports/new", {}, 403, "Only researchers ask for exports"),
+              ("dac1", "POST", f"/exports/{rid}/review", {"csrf_token": "forged", "decision": "approve"}, 403,
+               "The form expired"),
+              ("ayla", "POST", "/exports/new", {"csrf_token": "forged", "files": ["err/fig.png"]}, 403,
+               "The form expired")]
+    for user, method, path, data, status, words in checks:
+        with page_client(user) as c:
+            r = c.request(method, path, data=data or None)
+        assert r.status_code == status, (path, r.status_code, r.text[:300])
+        assert r.headers["content-type"].startswith("text/html") and words in r.text, (path, r.text[:500])
+    with a.api("ayla") as c:
+        assert c.get(f"/api/exports/{rid}").json()["reviews"] == []  # nothing changed
