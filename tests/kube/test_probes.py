@@ -7,7 +7,8 @@ Deployment sets (Secrets filled in, in-cluster names pointed at a closed loopbac
 PostgreSQL database as in production), and each probe is called as the kubelet calls it: a plain GET,
 no token, no cookie. It must answer 200 and say nothing but ``ok``; readiness must fall to 503 (still
 saying nothing) while the database refuses connections, and come back when it accepts them again.
-The ``helm test`` pod calls a path the same service answers.
+The ``helm test`` pod calls a path the same service answers. The chart's PostgreSQL probes
+(``pg_isready`` commands) are run as rendered against a real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -191,3 +192,21 @@ def test_helm_test_pod_calls_a_probe_path(manifests, chart):  # noqa: F811
     tracer = probe_targets(containers(manifests)["tracer"])
     called = re.findall(r'get\("http://insitu-tracer:(\d+)(/[^"]*)"\)', script)
     assert called == [(str(tracer["readinessProbe"][1]), tracer["readinessProbe"][0])]
+
+
+def test_the_rendered_postgresql_probes_run_against_a_real_server(manifests, pg_cluster):
+    """The chart's PostgreSQL probes are commands: each one is run as rendered, with Debian's
+    PostgreSQL client tools (the image's are the same programs), against the tests' real server
+    (its port through PGPORT, as the image's server listens on the default 5432)."""
+    from fixtures.postgres import PG_BIN
+
+    container = containers(manifests)["postgresql"]
+    env = dict(os.environ, PATH=f"{PG_BIN}:{os.environ['PATH']}", PGPORT=str(pg_cluster[0]), PGCONNECT_TIMEOUT="5")
+    for kind in PROBES:
+        cmd = container[kind]["exec"]["command"]
+        assert cmd[0] == "pg_isready", cmd
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (kind, r.stdout, r.stderr)
+        closed = subprocess.run(cmd, env=dict(env, PGPORT=str(free_port())), capture_output=True, text=True,
+                                timeout=30)
+        assert closed.returncode != 0, (kind, closed.stdout)  # no server: the probe fails
