@@ -222,3 +222,93 @@ def test_invalidate_says_what_it_ends_then_confirms_and_traces_the_reason_digest
     details = traces[0]["details"]
     assert details["reason_sha256"] == hashlib.sha256(reason.encode()).hexdigest()
     assert reason not in str(traces[0])
+
+
+# --- in a real browser: the pages update by themselves --------------------------------------------------
+@pytest.fixture(scope="module")
+def served(hub_server, tmp_path_factory):
+    """The dataset service over its own indexed demo lake, on a loopback port, for Chromium."""
+    import os
+    import threading
+
+    import uvicorn
+
+    from dataset_service.app import create_app
+    from dataset_service.demo_lake import write_lake
+    from dataset_service.indexer import index_lake
+    from dataset_service.settings import Settings
+    from fixtures.jupyterhub import free_port
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian chromium is not installed")
+    root = tmp_path_factory.mktemp("ds-manage-browser")
+    write_lake(root / "lake", 5, seed=12, series_per_study=1, slices=3, size=16)
+    settings = Settings(lake_dir=root / "lake", datasets_dir=root / "datasets",
+                        database_url=f"sqlite:///{root / 'db.sqlite'}", hub_api_url=hub_server.api_url,
+                        hub_api_token=hub_server.token_for("dataset-service"), gid_min=976000, gid_max=976999,
+                        tracer_url="", identity_cache_ttl=0, service_prefix=P)
+    app = create_app(settings)
+    index_lake(settings, app.state.db, progress=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the dataset service did not start"
+        time.sleep(0.05)
+    yield app, f"http://127.0.0.1:{port}{P}"
+    server.should_exit = True
+    thread.join(15)
+
+
+@pytest.mark.browser
+def test_build_progress_and_the_query_count_update_by_themselves_in_a_browser(served, hub_server):
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from dataset_service.builder import create_dataset
+    from dataset_service.models import Study
+    from sqlalchemy import select
+
+    app, base = served
+    with app.state.db.session() as s:
+        studies = list(s.scalars(select(Study)))
+    subject = studies[0].subject_id
+    n_mine = len([x for x in studies if x.subject_id == subject])
+    gate = threading.Event()
+    app.state.builds.pool.submit(gate.wait, 120)  # the one build worker is busy: the next build waits
+    try:
+        ds = create_dataset(app.state.settings, app.state.db, actor="dora", name="Live build", all_studies=True)
+        app.state.builds.submit(ds)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                        args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                ctx = browser.new_context()
+                ctx.add_cookies([{"name": COOKIE, "url": base + "/",
+                                  "value": app.state.hub_auth.session_value(hub_server.token_for("dora"))}])
+                page = ctx.new_page()
+                page.goto(base + "/manage")
+                row = page.locator(f"tr[data-dataset='{ds}']")
+                assert row.locator(".badge-building").count() == 1 and page.locator("#live").count() == 1
+                gate.set()  # the build runs now; nobody reloads the page
+                page.wait_for_selector(f"tr[data-dataset='{ds}'] .badge-draft", timeout=60000)
+                assert page.locator("#live").count() == 0
+
+                # the count of a catalogue query, live while typing
+                page.goto(base + "/manage/new")
+                page.fill("#f-subject", subject)
+                page.wait_for_function(
+                    "n => document.getElementById('n-studies') && document.getElementById('n-studies')"
+                    ".textContent === String(n)", arg=n_mine, timeout=30000)
+                assert page.locator("#n-subjects").inner_text() == "1"
+                assert page.locator("input[data-mirror='subject']").input_value() == subject
+                page.fill("#f-date_from", "not-a-date")
+                page.wait_for_selector("#count-error", timeout=30000)
+                assert "YYYY-MM-DD" in page.locator("#count-error").inner_text()
+            finally:
+                browser.close()
+    finally:
+        gate.set()
