@@ -10,11 +10,9 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, ForeignKey, I
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from insitu.clock import utcnow
+
 from .db import Base
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Subject(Base):

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from insitu import merkle
+from insitu.clock import utcnow_naive as utcnow  # the tracer stores naive UTC
 from tracer.db import Batch, Counter, Meta, TraceDataset, TraceRow
 from insitu.trace import Trace, leaf_hash
 
 ZERO_ROOT = b"\x00" * 32
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Conflict(Exception):

@@ -14,13 +14,11 @@ import datetime as dt
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from insitu.clock import utcnow
+
 from ..db import Base
 
 from .states import DECISIONS, STATES  # noqa: E402,F401  (the one place: states.py)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class ExportRequest(Base):

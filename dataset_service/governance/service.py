@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from insitu.trace import Action
+from insitu.clock import utcnow
 
 from ..models import Dataset
 from . import rules
@@ -25,10 +26,6 @@ from .directory import HubDirectory
 from .models import AccessRequest, Grant, RequestEvent, RequestRound, SessionDataset, Vote, WorkSession
 from .rules import Decision, Policy, RequestState, RuleViolation, VoteRecord
 from .tracing import Tracing
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def aware(t: dt.datetime | None) -> dt.datetime | None:
