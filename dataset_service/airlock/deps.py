@@ -62,11 +62,19 @@ def download_response(airlock: Airlock, db, request_id: str, file_id: int, who: 
 def preview_response(airlock: Airlock, db, request_id: str, file_id: int, who: Identity) -> Response:
     try:
         with db.session() as s:
-            _f, path = airlock.preview_path(s, request_id, file_id, who)
+            f, path = airlock.preview_path(s, request_id, file_id, who)
+            kind = f.kind
     except AirlockError as e:
         raise http_error(e)
     try:
-        png = thumbnail_png(path)
+        if kind == "array":  # the middle slice, scaled and downscaled (airlock/previews.py)
+            from .previews import array_slice_png
+
+            png = array_slice_png(path)
+            if png is None:
+                raise ValueError("no 2-D slice")
+        else:
+            png = thumbnail_png(path)
     except Exception:
         raise HTTPException(422, "the image cannot be previewed")
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -611,8 +611,16 @@ def inspect_file(path: Path | str, name: str, limits: Limits = Limits()) -> File
         out.add("large-file", "medium", f"{size} bytes, above the review limit of {limits.large_file}")
     kind = _inspect_bytes(data, name, limits, out, None, 0, path=path)
     preview: dict[str, Any] | None = None
+    from . import previews
+
     if kind == "image":
         preview = {"type": "image"}
+    elif kind == "array":
+        preview = previews.array_preview(path)
+    elif kind == "dicom":
+        preview = previews.dicom_preview(path)
+    elif kind in ("text", "table") and name.lower().endswith(".ipynb"):
+        preview = previews.notebook_preview(data)
     elif kind == "table":
         preview = inspect_table(_decode(data), limits, _Collector())
     elif kind == "text":

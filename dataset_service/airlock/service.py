@@ -472,7 +472,7 @@ class Airlock:
         f = next((x for x in req.files if x.id == file_id), None)
         if f is None:
             raise AirlockError(404, "no such file in this request")
-        if f.kind != "image":
+        if f.kind not in ("image", "array"):
             raise AirlockError(404, "no image preview for this file")
         return f, self.store.path_of(f.sha256)
 

@@ -240,3 +240,54 @@ def test_airlock_refusals_are_pages_with_a_plain_reason_not_raw_json(airlock_sta
         assert r.headers["content-type"].startswith("text/html") and words in r.text, (path, r.text[:500])
     with a.api("ayla") as c:
         assert c.get(f"/api/exports/{rid}").json()["reviews"] == []  # nothing changed
+
+
+def test_reviewers_see_previews_of_arrays_dicom_headers_and_notebooks_and_the_requester_does_not(
+        airlock_stack, session):
+    import io
+    import json
+
+    import httpx
+    import numpy as np
+    from PIL import Image
+
+    from airlock_files import npy_bytes
+
+    a = airlock_stack
+    st = a.st
+    vol = np.arange(6 * 40 * 40, dtype=np.float32).reshape(6, 40, 40)
+    buf = io.BytesIO()
+    np.save(buf, vol)
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "source": ["auc = evaluate(model)\n", "print(auc)"], "metadata": {},
+         "execution_count": 1, "outputs": [
+             {"output_type": "stream", "name": "stdout", "text": ["0.812\n"]},
+             {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}}]}]}
+    r = submit(a, "ayla", {"pv/vol.npy": buf.getvalue(), "pv/scan.dcm": dicom_bytes(),
+                           "pv/analysis.ipynb": json.dumps(nb).encode(), "pv/flat.npy": npy_bytes((10,))}, session[0])
+    rid, ids = r.json()["request_id"], files_of(r.json())
+    with a.api("dac1") as c:
+        v = c.get(f"/api/exports/{rid}").json()
+        png = c.get(f"/api/exports/{rid}/files/{ids['pv/vol.npy']}/preview.png")
+        assert c.get(f"/api/exports/{rid}/files/{ids['pv/flat.npy']}/preview.png").status_code == 422
+    prev = {f["name"]: f.get("preview") for f in v["files"]}
+    arr = prev["pv/vol.npy"]
+    assert arr["shape"] == [6, 40, 40] and arr["dtype"] == "float32" and arr["min"] == 0 and arr["max"] == vol.max()
+    assert abs(arr["mean"] - float(vol.mean())) < 1e-6 and arr["image"] is True
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    im = Image.open(io.BytesIO(png.content))
+    assert im.size == (40, 40) and im.getpixel((0, 0)) == 0 and im.getpixel((39, 39)) == 255  # the middle slice
+    dcm = prev["pv/scan.dcm"]
+    assert dcm["type"] == "dicom" and any(row[1] == "PatientID" for row in dcm["elements"])
+    assert not any(row[1] == "PixelData" for row in dcm["elements"])
+    book = prev["pv/analysis.ipynb"]
+    assert book["cells"][0]["source"].startswith("auc = evaluate(model)")
+    assert {"kind": "text", "text": "0.812\n"} in book["cells"][0]["outputs"]
+    assert any(o["kind"] == "image" for o in book["cells"][0]["outputs"])
+    with a.api("ayla") as c:  # the requester sees no preview, and no picture
+        assert all("preview" not in f for f in c.get(f"/api/exports/{rid}").json()["files"])
+        assert c.get(f"/api/exports/{rid}/files/{ids['pv/vol.npy']}/preview.png").status_code == 403
+    cookies = {"insitu-dataset-service-session": st.app.state.hub_auth.session_value(st.token("dac1"))}
+    with httpx.Client(base_url=st.base, cookies=cookies, timeout=30) as c:
+        page = c.get(f"/exports/{rid}").text
+    assert "float32 6×40×40" in page and "DICOM header" in page and "0.812" in page
