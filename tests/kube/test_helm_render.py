@@ -119,14 +119,23 @@ def _tracer_settings():
     return (TracerSettings().model_dump(), asdict(HubAuthConfig.from_env(default_service_name=SERVICE_TRACER)))
 
 
+LOGIN_TRAITS = ("client_id", "client_secret", "authorize_url", "token_url", "userdata_url", "oauth_callback_url")
+
+
 def _hub_settings():
-    """What the chart's hub configuration makes of the environment."""
+    """What the chart's hub configuration makes of the environment: the configuration, and the
+    login settings of the authenticator it names (which read their own variables, OAUTH_*)."""
     from traitlets.config import Config
+    from traitlets.utils.importstring import import_item
 
     c = Config()
     for code in _values()["jupyterhub"]["hub"]["extraConfig"].values():
         exec(compile(code, "extraConfig", "exec"), {"c": c})
-    return repr(sorted((k, repr(v)) for k, v in c.items()))
+    auth = import_item(c.JupyterHub.authenticator_class)(config=c)
+    login = [(t, getattr(auth, t)) for t in LOGIN_TRAITS]
+    # functions in the configuration (template variables) are made afresh on each run: their
+    # addresses say nothing about the environment
+    return re.sub(r" at 0x[0-9a-f]+", "", repr(sorted((k, repr(v)) for k, v in c.items())) + repr(login))
 
 
 READERS = {"dataset-service": _dataset_service_settings, "tracer": _tracer_settings, "hub": _hub_settings}
@@ -189,6 +198,8 @@ def test_every_template_variable_is_read_by_its_component(rendered):
 def test_every_hub_variable_is_read_by_the_hub_configuration():
     env = {k: _env_value(v) for k, v in _values()["jupyterhub"]["hub"]["extraEnv"].items()}
     assert unread_variables("hub", env) == []
+    # and the check bites: a name nothing reads
+    assert unread_variables("hub", dict(env, OAUTH_CLIENT_IDENT="jupyterhub")) == ["OAUTH_CLIENT_IDENT"]
 
 
 def test_an_unread_variable_is_caught(rendered):

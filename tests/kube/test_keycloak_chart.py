@@ -7,6 +7,8 @@ from that file alone (nothing is added through the admin API): the hub's configu
 the environment ``jupyterhub.hub.extraEnv`` sets (the Secret filled with the secret Keycloak
 generated for the client, ``KEYCLOAK_URL`` pointed at this Keycloak), hands the reconciler the
 settings with which ``hub.keycloak_sync`` reads the realm's groups; the client reads and cannot write.
+The hub's login as the chart configures it (authenticator, client id and secret) is the realm's
+``jupyterhub`` client, accepted by Keycloak's authorization and token endpoints.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def test_the_chart_ships_the_realm_file_the_tests_import(rendered):
     assert values["keycloak"]["keycloakConfigCli"]["existingConfigmap"] == cm["metadata"]["name"]
 
 
-def _reconciler_env(monkeypatch, kc_url: str, secrets: dict[str, str]) -> dict[str, str]:
-    """The insitu-hub service's environment as the chart's hub configuration makes it."""
+def _chart_hub_config(monkeypatch, kc_url: str, secrets: dict[str, str]) -> Config:
+    """The hub's configuration as the chart makes it: ``jupyterhub.hub.extraEnv`` in the
+    environment (Secret keys from ``secrets``, KEYCLOAK_URL pointed at this Keycloak), then
+    ``extraConfig`` run."""
     hub = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["hub"]
     for name, v in hub["extraEnv"].items():
         if isinstance(v, dict):
@@ -53,6 +57,12 @@ def _reconciler_env(monkeypatch, kc_url: str, secrets: dict[str, str]) -> dict[s
     c = Config()
     for code in hub["extraConfig"].values():
         exec(compile(code, "extraConfig", "exec"), {"c": c})
+    return c
+
+
+def _reconciler_env(monkeypatch, kc_url: str, secrets: dict[str, str]) -> dict[str, str]:
+    """The insitu-hub service's environment as the chart's hub configuration makes it."""
+    c = _chart_hub_config(monkeypatch, kc_url, secrets)
     svc = next(s for s in c.JupyterHub.services if s["name"] == "insitu-hub")
     assert "--keycloak-sync" in svc["command"]
     return svc["environment"]
@@ -103,3 +113,37 @@ def test_the_realm_gives_the_reconciler_read_only_access(keycloak):
         sync.create_user({"username": "kc-chart-intruder", "enabled": True})
     assert refused.value.response_code == 403
     assert admin.get_user_id("kc-chart-intruder") is None
+
+
+def test_the_hub_login_the_chart_configures_is_the_realm_client(keycloak, monkeypatch):
+    """The authenticator the chart's hub configuration names, with the client id and secret the chart
+    hands it, against the realm: Keycloak shows its login form for that client and accepts the
+    client's credentials at the token endpoint (an unknown code is then the only thing it refuses);
+    a wrong secret is refused as a client."""
+    import httpx
+    from traitlets.utils.importstring import import_item
+
+    realm = json.loads(keycloak_dev.REALM_FILE.read_text())
+    client = next(c for c in realm["clients"] if c["clientId"] == keycloak_dev.HUB_CLIENT)
+    c = _chart_hub_config(monkeypatch, keycloak.url, {"keycloak-hub": keycloak.hub_secret()})
+    auth = import_item(c.JupyterHub.authenticator_class)(config=c)
+    assert auth.client_id == keycloak_dev.HUB_CLIENT and auth.enable_pkce
+    callback = client["redirectUris"][0]  # the realm's own (production sets oauth_callback_url to it)
+    pkce = {"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256"}
+    params = {"client_id": auth.client_id, "response_type": "code", "scope": "openid", "redirect_uri": callback}
+    page = httpx.get(auth.authorize_url, params=params | pkce, timeout=30)
+    assert page.status_code == 200 and 'id="kc-form-login"' in page.text
+    # the realm requires PKCE of this client: without it Keycloak sends the browser back with an error
+    bare = httpx.get(auth.authorize_url, params=params, timeout=30)
+    assert bare.status_code == 302 and "error=invalid_request" in bare.headers["location"]
+    unknown = httpx.get(auth.authorize_url, params=params | pkce | {"client_id": "not-a-client"}, timeout=30)
+    assert unknown.status_code == 400
+
+    def exchange(secret: str) -> httpx.Response:
+        return httpx.post(auth.token_url, data={"grant_type": "authorization_code", "code": "not-a-code",
+                                                "redirect_uri": callback}, auth=(auth.client_id, secret), timeout=30)
+
+    r = exchange(auth.client_secret)
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant"), r.text  # the client is known
+    r = exchange("not-the-secret")
+    assert r.status_code == 401 and r.json()["error"] in ("unauthorized_client", "invalid_client"), r.text
