@@ -11,13 +11,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, current_identity, require_roles, require_service  # noqa: F401
+from insitu.names import READERS, Role  # noqa: F401  (READERS: also public here, for the routers)
 
 from .db import Database
 from .settings import Settings
 
 # role sets used by the routers (admins pass every role check anyway)
-MANAGERS = ("data-managers",)
-READERS = ("researchers", "data-managers", "dac", "auditors")
+MANAGERS = (Role.DATA_MANAGERS.value,)
 
 
 def get_settings(request: Request) -> Settings:

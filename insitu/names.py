@@ -20,6 +20,8 @@ class Role(str, enum.Enum):
 
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+#: the roles that read the catalogue and their own notifications (admins pass every role check anyway)
+READERS: tuple[str, ...] = (Role.RESEARCHERS.value, Role.DATA_MANAGERS.value, Role.DAC.value, Role.AUDITORS.value)
 PROJECT_PREFIX = "project-"
 
 # the platform's JupyterHub services

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from insitu.httpapi import BodyId
 from insitu.identity import Identity, current_identity, optional_identity
 
-from ..deps import get_session
+from ..deps import READERS, get_session
 from ..governance.service import aware
 from .service import Notifier
 
@@ -52,7 +52,7 @@ def page(request: Request, who: Identity | None = Depends(optional_identity),
          s: Session = Depends(get_session, scope="function")):
     from ..web.pages import need, render
 
-    who = need(request, who, ("researchers", "data-managers", "dac", "auditors"))
+    who = need(request, who, READERS)
     if isinstance(who, Response):
         return who
     rows = Notifier.list_for(s, who.name, limit=100)
@@ -65,7 +65,7 @@ def page_read(request: Request, who: Identity | None = Depends(optional_identity
               s: Session = Depends(get_session, scope="function"), csrf_token: str = Form("")):
     from ..web.pages import checked_post, done
 
-    who = checked_post(request, who, ("researchers", "data-managers", "dac", "auditors"), csrf_token)
+    who = checked_post(request, who, READERS, csrf_token)
     if isinstance(who, Response):
         return who
     Notifier.mark_read(s, who.name, None)

@@ -27,7 +27,7 @@ from insitu.identity import Identity, optional_identity, token_from_request
 from insitu.pages import login_redirect, page_response, page_templates
 from insitu.navigation import platform_nav
 
-from ..deps import get_session, get_settings
+from ..deps import READERS, get_session, get_settings
 from ..governance.deps import GOVERNANCE_ERRORS, get_governance, governance_settings
 from ..governance.rules import RuleViolation
 from ..governance.service import Governance, SessionRefusedError
@@ -45,7 +45,6 @@ env.filters["time"] = views.fmt_time
 
 router = APIRouter(include_in_schema=False)
 
-READERS = ("researchers", "data-managers", "dac", "auditors")
 ROLE_WORDS = {"researchers": "researchers", "data-managers": "data managers", "dac": "the data access committee",
               "auditors": "auditors"}
 NOTICES = {
