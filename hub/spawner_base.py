@@ -1,5 +1,7 @@
-"""What both workspace spawners share: the options form, the dataset session
-and the workspace plan built from the dataset service's answer.
+"""What both workspace spawners share: the options form (the default
+``options_form`` of both, a Jinja template: ``hub/templates/options_form.html``,
+overridable with ``options_form_template`` / ``options_form_template_paths``),
+the dataset session and the workspace plan built from the dataset service's answer.
 
 Used by the local sandbox spawner (``hub/sandbox.py``) and by the KubeSpawner
 subclass (``hub/kube.py``)::
