@@ -210,3 +210,75 @@ def test_the_rendered_postgresql_probes_run_against_a_real_server(manifests, pg_
         closed = subprocess.run(cmd, env=dict(env, PGPORT=str(free_port())), capture_output=True, text=True,
                                 timeout=30)
         assert closed.returncode != 0, (kind, closed.stdout)  # no server: the probe fails
+
+
+# --- the helm test pod reaches what it calls, under the chart's NetworkPolicies -------------
+
+def _selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        have = e["key"] in labels
+        ok = {"In": have and labels[e["key"]] in e.get("values", []),
+              "NotIn": not have or labels[e["key"]] not in e.get("values", []),
+              "Exists": have, "DoesNotExist": not have}[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict, policy_ns: str, ns: str, labels: dict) -> bool:
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != policy_ns:
+        return False
+    return _selects(peer.get("podSelector") or {}, labels)
+
+
+def flow_allowed(policies, src: tuple[str, dict], dst: tuple[str, dict], port: int, protocol: str = "TCP") -> bool:
+    """Kubernetes NetworkPolicy semantics for one connection: the source's egress and the
+    destination's ingress must each be allowed by some policy selecting the pod (or by none
+    selecting it in that direction)."""
+    def side(direction: str, pod: tuple[str, dict], other: tuple[str, dict]) -> bool:
+        key = {"Ingress": "from", "Egress": "to"}[direction]
+        chosen = [p for p in policies if p["metadata"].get("namespace", "insitu") == pod[0]
+                  and direction in p["spec"].get("policyTypes", ["Ingress"])
+                  and _selects(p["spec"]["podSelector"], pod[1])]
+        if not chosen:
+            return True
+        for p in chosen:
+            for rule in p["spec"].get(direction.lower()) or []:
+                peers_ok = key not in rule or any(
+                    _peer_matches(peer, p["metadata"].get("namespace", "insitu"), *other) for peer in rule[key])
+                ports_ok = "ports" not in rule or any(
+                    pt.get("port") in (None, port) and pt.get("protocol", "TCP") == protocol for pt in rule["ports"])
+                if peers_ok and ports_ok:
+                    return True
+        return False
+
+    return side("Egress", src, dst) and side("Ingress", dst, src)
+
+
+def test_helm_test_pod_reaches_what_it_calls_under_the_network_policies(manifests, chart):  # noqa: F811
+    r = helm_template(chart, *_values_args(chart, CHART / "examples" / "minimal.yaml"), "--show-only",
+                      "templates/tests/test-platform.yaml")
+    pod = yaml.safe_load(r.stdout)
+    src = ("insitu", pod["metadata"]["labels"])
+    policies = [d for d in manifests if d["kind"] == "NetworkPolicy"]
+    services = {d["metadata"]["name"]: d for d in manifests if d["kind"] == "Service"}
+    workloads = [d["spec"]["template"] for d in manifests if d["kind"] in ("Deployment", "StatefulSet")]
+    dns = ("kube-system", {"k8s-app": "kube-dns"})
+    assert flow_allowed(policies, src, dns, 53, "UDP")  # it resolves the Service names
+    calls = re.findall(r"http://([\w-]+):(\d+)", pod["spec"]["containers"][0]["args"][0])
+    assert {name for name, _ in calls} == {"insitu-tracer", "insitu-besu-rpc"}
+    for name, port in calls:
+        svc = services[name]["spec"]
+        sp = next(p for p in svc["ports"] if p["port"] == int(port))
+        target = next(t for t in workloads if _selects({"matchLabels": svc["selector"]}, t["metadata"]["labels"]))
+        cports = {p.get("name"): p["containerPort"] for c in target["spec"]["containers"] for p in c.get("ports", [])}
+        tport = cports[sp["targetPort"]] if isinstance(sp["targetPort"], str) else sp["targetPort"]
+        assert flow_allowed(policies, src, ("insitu", target["metadata"]["labels"]), tport), (name, tport)
+    # and the evaluator bites: the workspaces may not reach the tracer
+    tracer = next(t for t in workloads if t["metadata"]["labels"].get("app.kubernetes.io/component") == "tracer")
+    assert not flow_allowed(policies, ("insitu-workspaces", {}), ("insitu", tracer["metadata"]["labels"]), 8102)
