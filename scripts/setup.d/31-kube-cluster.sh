@@ -30,7 +30,7 @@ build() {
   start=$(date +%s)
   (cd "$dir" && GOFLAGS=-mod=readonly nice -n 10 go build -trimpath -ldflags='-s -w' -o "$BIN/$name.new" "$pkg")
   mv "$BIN/$name.new" "$BIN/$name"
-  "$BIN/$name" "$@" >/dev/null
+  "$BIN/$name" "$@" >/dev/null 2>&1
   echo "$key" > "$STAMPS/$name"
   log "$name built in $(( $(date +%s) - start )) s"
 }

@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -227,8 +228,9 @@ class Cluster:
             raise RuntimeError(r.stderr)
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=str(self.pki["ca"]), timeout=30,
-                            cert=(str(self.pki["admin.crt"]), str(self.pki["admin.key"])))
+        ctx = ssl.create_default_context(cafile=str(self.pki["ca"]))
+        ctx.load_cert_chain(str(self.pki["admin.crt"]), str(self.pki["admin.key"]))
+        return httpx.Client(base_url=self.url, verify=ctx, timeout=30)
 
     def stop(self) -> None:
         for p in reversed(self.procs):
@@ -257,6 +259,7 @@ def start_cluster(workdir: Path, timeout: float = 240) -> Cluster:
             f"--service-account-key-file={pki['sa.pub']}",
             f"--service-account-signing-key-file={pki['sa.key']}",
             "--authorization-mode=RBAC", "--anonymous-auth=false",
+            "--allow-privileged=true",  # as a cluster runs it (kubeadm): privilege is Kyverno's to refuse
             "--service-cluster-ip-range=10.96.0.0/16", "--endpoint-reconciler-type=none",
             f"--cert-dir={workdir / 'apiserver-certs'}", "--profiling=false", "--enable-priority-and-fairness=false",
             "--v=1"], workdir))
@@ -308,8 +311,8 @@ def _aggregate(roles: list[dict]) -> None:
 def kyverno_install_docs(workdir: Path) -> list[dict]:
     """Kyverno as its chart installs it, less what runs here as processes: its CRDs
     (config/crds of the module), and from `helm template` of charts/kyverno its ConfigMaps,
-    ServiceAccounts and RBAC, its aggregated ClusterRoles filled as kube-controller-manager
-    would. The chart's three dependencies from remote
+    ServiceAccounts and RBAC, with the project's own rights for Kyverno (kyverno/rbac/),
+    the aggregated ClusterRoles filled as kube-controller-manager would. The chart's three dependencies from remote
     repositories (kyverno-api, openreports, reports-server: CRDs and an optional server)
     are dropped; its Deployments, Services and Jobs are left out (the controllers register
     their webhooks themselves)."""
@@ -329,6 +332,8 @@ def kyverno_install_docs(workdir: Path) -> list[dict]:
         raise RuntimeError(f"helm template of Kyverno's chart failed: {r.stderr[-3000:]}")
     keep = {"ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     docs = [d for d in yaml.safe_load_all(r.stdout) if d and d.get("kind") in keep]
+    docs += [d for p in sorted((ROOT / "kyverno" / "rbac").glob("*.yaml"))
+             for d in yaml.safe_load_all(p.read_text()) if d]
     _aggregate([d for d in docs if d["kind"] == "ClusterRole"])
     crds = [d for p in sorted((module / "config" / "crds").rglob("*.yaml"))
             for d in yaml.safe_load_all(p.read_text()) if d and d.get("kind") == "CustomResourceDefinition"]
