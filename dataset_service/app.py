@@ -2,15 +2,14 @@
 
     app = create_app(Settings(...))
 
-Every router is listed in ``ROUTERS`` (module path, attribute); governance
-routers (access requests, grants, sessions, web pages) add one line each.
+Every router is imported here and listed in ``ROUTERS`` (a new router adds
+its import and one entry).
 All routes live under ``settings.service_prefix`` because the hub proxy does
 not strip it; only the probes ``/livez`` and ``/readyz`` (``insitu.probes``) are outside it. At start the app runs ``alembic upgrade head`` and recovers
 builds that a crash interrupted.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from contextlib import asynccontextmanager
 
@@ -23,7 +22,14 @@ from insitu.apidocs import install_api_docs
 from insitu.httpapi import install_http_policy
 from insitu.probes import database_answers, install_probes
 
+from .airlock import api as airlock_api
+from .airlock import web as airlock_web
 from .airlock.deps import build_airlock
+from .api import admin, catalogue, datasets
+from .governance import api as governance_api
+from .notifications import api as notifications_api
+from .publication import web as publication_web
+from .web import audit, dac, manage, pages
 from .airlock.settings import AirlockSettings
 from .db import Database
 from .governance.deps import build_governance
@@ -33,25 +39,14 @@ from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[str] = [
-    "dataset_service.api.catalogue:router",
-    "dataset_service.api.datasets:router",
-    "dataset_service.api.admin:router",
-    "dataset_service.airlock.api:router",
-    "dataset_service.airlock.web:router",
-    "dataset_service.governance.api:router",
-    "dataset_service.web.pages:router",
-    "dataset_service.web.manage:router",
-    "dataset_service.publication.web:router",
-    "dataset_service.web.audit:router",
-    "dataset_service.web.dac:router",
-    "dataset_service.notifications.api:router",
-]
-
-
-def _load(spec: str):
-    mod, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(mod), attr)
+#: every router of the service, in the order they are included (all under the service prefix)
+ROUTERS = (
+    catalogue.router, datasets.router, admin.router,
+    airlock_api.router, airlock_web.router,
+    governance_api.router,
+    pages.router, manage.router, publication_web.router, audit.router, dac.router,
+    notifications_api.router,
+)
 
 
 def create_app(settings: Settings | None = None, *, recover_builds: bool = True) -> FastAPI:
@@ -115,8 +110,8 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     ast = AirlockSettings()
     app.state.airlock_settings, app.state.airlock = ast, build_airlock(settings, ast)
     app.include_router(login_router(cookie_path=prefix or "/"), prefix=prefix)
-    for spec in ROUTERS:
-        app.include_router(_load(spec), prefix=prefix)
+    for router in ROUTERS:
+        app.include_router(router, prefix=prefix)
     install_http_policy(app, max_body=settings.max_body_bytes)
     install_api_docs(app, prefix=prefix)
     install_probes(app, database_answers(db.engine), name=SERVICE_DATASET)  # /livez, /readyz for Kubernetes
