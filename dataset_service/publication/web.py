@@ -55,28 +55,29 @@ def public_page(dataset_id: str, request: Request, s: Session = Depends(get_sess
                   datacite_text=json.dumps(datacite(r), indent=2, ensure_ascii=False))
 
 
-@router.get("/public/datasets/{dataset_id}/datacite.json")
-def public_datacite(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+def _document(dataset_id: str, request: Request, s: Session, make, media_type: str) -> Response:
     ds = _published(s, dataset_id)
     if ds is None:
         return _missing(dataset_id)
-    return JSONResponse(datacite(_record(request, s, ds)), media_type="application/vnd.api+json")
+    doc = make(_record(request, s, ds))
+    if isinstance(doc, str):
+        return Response(doc, media_type=media_type)
+    return JSONResponse(doc, media_type=media_type)
+
+
+@router.get("/public/datasets/{dataset_id}/datacite.json")
+def public_datacite(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+    return _document(dataset_id, request, s, datacite, "application/vnd.api+json")
 
 
 @router.get("/public/datasets/{dataset_id}/citation.bib")
 def public_bibtex(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
-    ds = _published(s, dataset_id)
-    if ds is None:
-        return _missing(dataset_id)
-    return Response(bibtex(_record(request, s, ds)), media_type="application/x-bibtex; charset=utf-8")
+    return _document(dataset_id, request, s, bibtex, "application/x-bibtex; charset=utf-8")
 
 
 @router.get("/public/datasets/{dataset_id}/ro-crate-metadata.json")
 def public_ro_crate(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
-    ds = _published(s, dataset_id)
-    if ds is None:
-        return _missing(dataset_id)
-    return JSONResponse(ro_crate(_record(request, s, ds)), media_type="application/ld+json")
+    return _document(dataset_id, request, s, ro_crate, "application/ld+json")
 
 
 @router.post("/manage/datasets/{dataset_id}/doi")

@@ -51,6 +51,19 @@ def _pydantic_reason(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _dataset(request: Request, who: Identity, s: Session, dataset_id: str) -> Dataset | Response:
+    ds = s.get(Dataset, dataset_id[:64])
+    if ds is None:
+        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",
+                          f"{_prefix(request)}/manage")
+    return ds
+
+
+def _untraced(e: Exception) -> bool:
+    """The tracer refused or could not be reached: the step was not recorded, so nothing changed."""
+    return type(e).__module__.startswith(("tracer", "insitu"))
+
+
 def _tags(text: str) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -187,7 +200,7 @@ async def create_from_query(request: Request, who: Identity | None = Depends(opt
     except RequestError as e:
         return again(str(e), e.status)
     except Exception as e:  # the tracer refused or is down: nothing was made
-        if type(e).__module__.startswith(("tracer", "insitu")):
+        if _untraced(e):
             return again("The dataset could not be recorded in the audit trail, so nothing was made. "
                          "Try again later.", 503)
         raise
@@ -223,10 +236,9 @@ def edit_page(dataset_id: str, request: Request, who: Identity | None = Depends(
     who = need(request, who, MANAGERS)
     if isinstance(who, Response):
         return who
-    ds = s.get(Dataset, dataset_id[:64])
-    if ds is None:
-        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",
-                          f"{_prefix(request)}/manage")
+    ds = _dataset(request, who, s, dataset_id)
+    if isinstance(ds, Response):
+        return ds
     values = {"description": ds.description or "", "license": ds.license or "", "tags": ", ".join(ds.tags or []),
               "contact": ds.contact or ""}
     return _edit_form(request, who, ds, values)
@@ -243,10 +255,9 @@ def edit(dataset_id: str, request: Request, who: Identity | None = Depends(optio
     from ..operations import Conflict, NotFound, update_metadata
     from ..schemas import DatasetUpdate
 
-    ds = s.get(Dataset, dataset_id[:64])
-    if ds is None:
-        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",
-                          f"{_prefix(request)}/manage")
+    ds = _dataset(request, who, s, dataset_id)
+    if isinstance(ds, Response):
+        return ds
     values = {"description": description[:10000], "license": license[:200], "tags": tags[:2000],
               "contact": contact[:255]}
     try:
@@ -261,7 +272,7 @@ def edit(dataset_id: str, request: Request, who: Identity | None = Depends(optio
     except Conflict as e:
         return _edit_form(request, who, ds, values, str(e), 409)
     except Exception as e:
-        if type(e).__module__.startswith(("tracer", "insitu")):
+        if _untraced(e):
             return _edit_form(request, who, ds, values, "The change could not be recorded in the audit trail, "
                                                           "so nothing was changed. Try again later.", 503)
         raise
@@ -286,11 +297,14 @@ def invalidate_page(dataset_id: str, request: Request, who: Identity | None = De
     who = need(request, who, MANAGERS)
     if isinstance(who, Response):
         return who
-    ds = s.get(Dataset, dataset_id[:64])
-    if ds is None:
-        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",
-                          f"{_prefix(request)}/manage")
-    return render(request, who, "manage_invalidate.html", reason=reason[:500], error=None,
+    ds = _dataset(request, who, s, dataset_id)
+    if isinstance(ds, Response):
+        return ds
+    return _invalidate_form(request, who, s, gov, ds, reason)
+
+
+def _invalidate_form(request, who, s, gov, ds: Dataset, reason: str, error: str | None = None, status: int = 200):
+    return render(request, who, "manage_invalidate.html", status=status, reason=reason[:500], error=error,
                   ds={"id": ds.id, "name": ds.name, "version": ds.version, "state": views.state_value(ds.state)},
                   effects=invalidation_effects(s, gov, ds.id))
 
@@ -306,14 +320,12 @@ def invalidate(dataset_id: str, request: Request, who: Identity | None = Depends
     from ..states import MIN_INVALIDATION_REASON
 
     back = f"{_prefix(request)}/manage"
-    ds = s.get(Dataset, dataset_id[:64])
-    if ds is None:
-        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.", back)
+    ds = _dataset(request, who, s, dataset_id)
+    if isinstance(ds, Response):
+        return ds
 
     def again(error: str, status: int) -> HTMLResponse:
-        return render(request, who, "manage_invalidate.html", status=status, reason=reason[:500], error=error,
-                      ds={"id": ds.id, "name": ds.name, "version": ds.version, "state": views.state_value(ds.state)},
-                      effects=invalidation_effects(s, gov, ds.id))
+        return _invalidate_form(request, who, s, gov, ds, reason, error, status)
 
     if len(reason.strip()) < MIN_INVALIDATION_REASON:
         return again(f"Say why: a reason of at least {MIN_INVALIDATION_REASON} characters is required to "
@@ -326,7 +338,7 @@ def invalidate(dataset_id: str, request: Request, who: Identity | None = Depends
     except Conflict as e:
         return again(str(e), 409)
     except Exception as e:  # the tracer refused or is down: nothing changed
-        if type(e).__module__.startswith(("tracer", "insitu")):
+        if _untraced(e):
             return again("The invalidation could not be recorded in the audit trail, so nothing was changed. "
                          "Try again later.", 503)
         raise
