@@ -42,7 +42,7 @@ from .models import ExportFile, ExportRequest, ExportReview, utcnow
 from .states import (DECISIONS, FILE_DECISIONS, OUTCOME, TRACE_ACTION, Decision, ExportState, FileDecision,
                      TransitionRefused, check_transition, from_files, required_approvals)
 from .settings import AirlockSettings
-from .store import FrozenStore, RefusedFile, check_name, list_home, read_small_from_home
+from .store import FrozenStore, RefusedFile, check_name, list_home, read_small_from_home, remove_from_home
 from .tracing import ExportTracing
 
 _SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -283,6 +283,24 @@ class Airlock:
                 "session_id": sid if isinstance(sid, str) and sid else None,
                 "justification": d["justification"],
                 "files": [{"name": f["name"], "sha256": f["sha256"], "size": f.get("size")} for f in d["files"]]}
+
+    def discard_draft(self, who: Identity, draft_id: str) -> None:
+        """Remove a workspace draft from the home it lies in (the researcher's own file; nothing is traced)."""
+        if who.is_service or not who.has_role("researchers"):
+            raise AirlockError(403, "only researchers have export drafts")
+        if not re.fullmatch(r"[0-9a-f]{8,64}", draft_id or ""):
+            raise AirlockError(400, "malformed draft id")
+        for _project, home in self.project_homes(who.name):
+            try:
+                read_small_from_home(home, f"{DRAFT_DIR}/{draft_id}.json")
+            except RefusedFile:
+                continue
+            try:
+                remove_from_home(home, f"{DRAFT_DIR}/{draft_id}.json")
+            except RefusedFile as e:
+                raise AirlockError(409, f"the draft cannot be removed: {e.reason}")
+            return
+        raise AirlockError(404, "no such export draft in your homes")
 
     def submit_draft(self, s: Session, who: Identity, draft_id: str) -> ExportRequest:
         if not re.fullmatch(r"[0-9a-f]{8,64}", draft_id or ""):

@@ -191,6 +191,30 @@ class FrozenStore:
         return h.hexdigest() == sha256
 
 
+def remove_from_home(home: Path | str, name: str) -> None:
+    """Remove the regular file ``home/name`` (a workspace draft), reached without following any symlink:
+    the unlink happens in the folder opened by descriptor, never by a path the researcher could swap."""
+    parts = check_name(name)
+    fd, st = _open_in_home(Path(home), parts, name)  # refuses symlinks and non-regular files on the way
+    os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise RefusedFile(name, "not a regular file")
+    dfd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
+            os.close(dfd)
+            dfd = nfd
+        now = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise RefusedFile(name, "the file changed while it was being removed: try again")
+        os.unlink(parts[-1], dir_fd=dfd)
+    except OSError as e:
+        raise RefusedFile(name, f"cannot remove: {e.strerror}")
+    finally:
+        os.close(dfd)
+
+
 def read_small_from_home(home: Path | str, name: str, *, max_size: int = 64 * 1024) -> bytes:
     """The bytes of a small file of the home, opened with the same rules as a freeze."""
     parts = check_name(name)

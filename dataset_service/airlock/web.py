@@ -220,6 +220,22 @@ async def new_submit(request: Request, who: Identity | None = Depends(optional_i
     return RedirectResponse(f"{_prefix(request)}/exports/{rid}", status_code=303)
 
 
+@router.post("/exports/drafts/{draft_id}/discard")
+async def discard_draft(draft_id: str, request: Request, who: Identity | None = Depends(optional_identity),
+                        airlock: Airlock = Depends(_deps())):
+    back = f"{_prefix(request)}/exports"
+    if who is None:
+        return _refused(request, None, 401, "Your login has expired: log in again.", back)
+    form = await request.form()
+    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
+        return _refused(request, who, 403, FORM_EXPIRED, back)
+    try:
+        airlock.discard_draft(who, draft_id[:64])
+    except AirlockError as e:
+        return _refused(request, who, e.status, e.reason, back)
+    return RedirectResponse(back, status_code=303)
+
+
 @router.get("/exports/{request_id}", response_class=HTMLResponse)
 def detail_page(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
                 airlock: Airlock = Depends(_deps()), error: str | None = None):

@@ -291,3 +291,38 @@ def test_reviewers_see_previews_of_arrays_dicom_headers_and_notebooks_and_the_re
     with httpx.Client(base_url=st.base, cookies=cookies, timeout=30) as c:
         page = c.get(f"/exports/{rid}").text
     assert "float32 6×40×40" in page and "DICOM header" in page and "0.812" in page
+
+
+def test_a_draft_can_be_discarded_from_the_exports_page(airlock_stack, session):
+    import httpx
+
+    from test_airlock_browser import run_export_command
+
+    a = airlock_stack
+    st = a.st
+    home = a.home("ayla")
+    a.write("ayla", "dr/fig.png", png_bytes(20, 20))
+    draft = run_export_command(home, session[0], "dr/fig.png", justification="a figure for the poster")
+    path = home / ".insitu" / "exports" / f"{draft}.json"
+    assert path.is_file()
+    cookies = {"insitu-dataset-service-session": st.app.state.hub_auth.session_value(st.token("ayla"))}
+    with httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False) as c:
+        page = c.get("/exports").text
+        assert f'data-draft="{draft}"' in page
+        tok = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = c.post(f"/exports/drafts/{draft}/discard", data={"csrf_token": "forged"})
+        assert r.status_code == 403 and path.is_file()
+        r = c.post(f"/exports/drafts/{draft}/discard", data={"csrf_token": tok})
+        assert r.status_code == 303 and not path.exists()
+        assert f'data-draft="{draft}"' not in c.get("/exports").text
+        r = c.post(f"/exports/drafts/{draft}/discard", data={"csrf_token": tok})
+        assert r.status_code == 404 and "no such export draft" in r.text
+        r = c.post("/exports/drafts/NOT-HEX/discard", data={"csrf_token": tok})
+        assert r.status_code == 400 and "malformed draft id" in r.text
+    # a draft name that is a symlink to another file: refused, the target untouched
+    target = a.write("ayla", "dr/keep.txt", b"keep me\n")
+    link = home / ".insitu" / "exports" / ("ab" * 8 + ".json")
+    link.symlink_to(target)
+    with httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False) as c:
+        r = c.post(f"/exports/drafts/{'ab' * 8}/discard", data={"csrf_token": tok})  # the same login's token
+    assert r.status_code == 404 and target.read_bytes() == b"keep me\n" and link.is_symlink()
