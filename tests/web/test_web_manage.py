@@ -305,6 +305,8 @@ def test_build_progress_and_the_query_count_update_by_themselves_in_a_browser(se
                     ".textContent === String(n)", arg=n_mine, timeout=30000)
                 assert page.locator("#n-subjects").inner_text() == "1"
                 assert page.locator("input[data-mirror='subject']").input_value() == subject
+                box = page.locator("input[name='all_studies']").bounding_box()
+                assert box and box["width"] < 40  # a checkbox keeps its size (the airlock's file picker too)
                 page.fill("#f-date_from", "not-a-date")
                 page.wait_for_selector("#count-error", timeout=30000)
                 assert "YYYY-MM-DD" in page.locator("#count-error").inner_text()
