@@ -323,6 +323,8 @@ def test_notebook_image_refuses_downloads_and_carries_cuda_torch(podman_ready):
 @pytest.mark.timeout(3600)
 def test_desktop_image_builds_with_its_viewer_and_vnc(podman_ready):
     ref = images.build("desktop")
+    tools = ["Xvnc", "vncpasswd", "aeskulap", "jupyterhub-singleuser", "insitu-desktop"]
+    # one `command -v` per name: Debian's sh (dash) answers only for the first of several
     p = images.podman("run", "--rm", "--network", "none", ref, "sh", "-c",
-                      "command -v Xvnc vncpasswd aeskulap jupyterhub-singleuser insitu-desktop")
-    assert len(p.stdout.split()) == 5
+                      'for t in "$@"; do command -v "$t" || echo "missing $t"; done', "sh", *tools)
+    assert [line.rsplit("/", 1)[-1] for line in p.stdout.split("\n") if line] == tools, p.stdout
