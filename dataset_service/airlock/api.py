@@ -78,8 +78,11 @@ class ReviewIn(BaseModel):
     """A reason is required when rejecting or returning."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "if": {"properties": {"decision": {"enum": ["reject", "return"]}}},
+        "if": {"required": ["decision"], "properties": {"decision": {"enum": ["reject", "return"]}}},
         "then": {"required": ["reason"], "properties": {"reason": {"minLength": 3, "pattern": "\\S[\\s\\S]+\\S"}}},
+        # a decision on the whole request, or a decision for every file (then the decision may be left out)
+        "anyOf": [{"required": ["decision"], "properties": {"decision": {"enum": ["approve", "reject", "return"]}}},
+                  {"required": ["files"], "properties": {"files": {"type": "array"}}}],
     })
     decision: Literal["approve", "reject", "return"] | None = Field(
         None, description="on the whole request; or give ``files`` and the decision follows from them")
