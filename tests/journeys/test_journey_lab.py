@@ -20,11 +20,13 @@ import os
 import re
 import shutil
 import threading
+import time
 
 import pytest
 
 from journey_support import (REPO, StandInDatasetService, Workspace, demo_layout, sandbox_hub_config, start_hub,
                              wait_stopped)
+from tests.fixtures.artifacts import TEST_ARTIFACTS
 from tests.fixtures.jupyterhub import DEMO_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
@@ -107,6 +109,12 @@ def test_front_door_shows_what_a_researcher_can_do_and_starts_a_workspace(stack,
     page.locator("form input[type=submit], form button[type=submit]").first.click()
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
     page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
+    # the home says what runs, with the dataset's name as the form showed it (the stand-in's name)
+    page.goto(hub.url + "/hub/home")
+    running = page.locator("#insitu-running").inner_text()
+    assert "lung" in running and f"{stack['ds'].upper()} v1" in running, running
+    page.goto(hub.url + "/user/alice/lab")
+    page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
 
 
 def test_request_export_of_several_files_from_the_file_browser_and_follow_it(stack, page):
@@ -135,6 +143,57 @@ def test_request_export_of_several_files_from_the_file_browser_and_follow_it(sta
     assert d["justification"] == "AUC table and figure for the abstract"
 
 
+KERNEL_IDLE = "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\|\\s*Idle/.test(e.textContent))"
+STDERR = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+
+@pytest.mark.timeout(900)
+def test_open_an_example_from_the_file_browser_and_run_all_cells(stack, page):
+    """As a person does it: the examples folder in the file browser, a double click on the notebook,
+    Run → Run All Cells in the menu; the kernel is the workspace's, in the sandbox, on the granted dataset."""
+    page.goto(stack["hub"].url + "/user/alice/lab")
+    page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
+    page.locator(".jp-BreadCrumbs-home").first.click()
+    page.locator(".jp-DirListing-item[title^='Name: examples']").first.dblclick()
+    page.locator(".jp-DirListing-item[title^='Name: 01-explore.ipynb']").first.dblclick()
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=120_000)
+    # the kernel first (JupyterLab may ask which one: the person keeps the default), then Run All
+    deadline = time.monotonic() + 180
+    while page.locator(".jp-Dialog").count() or not page.evaluate(KERNEL_IDLE):
+        if page.locator(".jp-Dialog .jp-mod-accept").count():
+            page.locator(".jp-Dialog .jp-mod-accept").first.click()
+        assert time.monotonic() < deadline, "the notebook's kernel did not start"
+        page.wait_for_timeout(500)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # every code cell has run: its prompt holds a number, none is waiting ([*]) or never ran ([ ]);
+    # JupyterLab may ask which kernel to start: the person keeps the default (Select)
+    prompts = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt"
+    deadline = time.monotonic() + 400
+    while not page.evaluate("""(sel) => {
+            const p = [...document.querySelectorAll(sel)];
+            return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent));
+        }""", prompts):
+        if page.locator(".jp-Dialog .jp-mod-accept").count():
+            page.locator(".jp-Dialog .jp-mod-accept").first.click()
+        failed = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t or "Error" in t]
+        assert not failed, failed[0]  # JupyterLab renders a cell's error as stderr; Run All stops there
+        if time.monotonic() > deadline:
+            TEST_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(TEST_ARTIFACTS / "journey-run-all.png"))
+            raise AssertionError(f"Run All did not finish; prompts: {page.locator(prompts).all_inner_texts()}")
+        page.wait_for_timeout(1000)
+    failed = [t for t in page.locator(STDERR).all_text_contents() if "Traceback" in t or "Error" in t]
+    assert not failed, failed[0]
+    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").text_content()
+    assert "1 dataset(s) mounted at /mnt/datasets" in text and stack["ds"] in text, text[:2000]
+    assert "/opt/insitu/python/insitu_workspace/datasets.py" in text  # the workspace's library, not a checkout
+    assert json.loads((stack["home"] / "examples" / "results" / "01-explore.json").read_text())
+    # saved, as a person does before moving on
+    page.keyboard.press("Control+s")
+    page.wait_for_selector(".lm-TabBar-tab.lm-mod-current:not(.jp-mod-dirty)", state="attached", timeout=60_000)
+
+
 def test_revoked_grant_notifies_saves_and_the_home_says_why(stack, page):
     hub, service = stack["hub"], stack["service"]
     nb = {"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [], "execution_count": None}],
@@ -143,7 +202,7 @@ def test_revoked_grant_notifies_saves_and_the_home_says_why(stack, page):
     ws = Workspace(hub.url + "/user/alice/", hub.token_for("alice"))
     assert ws.put("api/contents/analysis.ipynb", {"type": "notebook", "format": "json", "content": nb}).status_code in (200, 201)
     page.goto(hub.url + "/user/alice/lab/tree/analysis.ipynb")
-    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").filter(has_text="x = 1").first
     editor.wait_for(timeout=120_000)
     if page.locator(".jp-Dialog").count():  # e.g. a kernel choice: keep the default
         page.locator(".jp-Dialog .jp-mod-accept").first.click()
