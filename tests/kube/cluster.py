@@ -152,7 +152,11 @@ def spawn(name: str, args: list[str], workdir: Path, env: dict | None = None) ->
     return Proc(name, p, log)
 
 
-def wait_until(what: str, check, timeout: float, procs=(), interval: float = 0.5):
+class _Retry(Exception):
+    """A transient failure: wait_until tries again."""
+
+
+def wait_until(what: str, check, timeout: float, procs=(), interval: float = 0.5, retry_on=Exception):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -163,7 +167,7 @@ def wait_until(what: str, check, timeout: float, procs=(), interval: float = 0.5
             got = check()
             if got:
                 return got
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
+        except retry_on as e:  # retried until the deadline
             last = e
         time.sleep(interval)
     logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in procs)
@@ -211,10 +215,20 @@ class Cluster:
     def get(self, *args: str, kubeconfig: Path | None = None) -> dict:
         return json.loads(self.kubectl("get", *args, "-o", "json", kubeconfig=kubeconfig).stdout)
 
-    def apply(self, docs: list[dict], *, server_side: bool = False) -> None:
+    def apply(self, docs: list[dict], *, server_side: bool = False, timeout: float = 90) -> None:
+        """kubectl apply; retried while a webhook cannot be called yet (a controller starting:
+        "failed calling webhook"), never when a webhook or the server refuses the objects."""
         text = "\n---\n".join(yaml.safe_dump(d) for d in docs)
         extra = ["--server-side", "--force-conflicts"] if server_side else []
-        self.kubectl("apply", *extra, "-f", "-", input=text)
+
+        def once():
+            r = self.kubectl("apply", *extra, "-f", "-", input=text, check=False)
+            if r.returncode != 0 and "failed calling webhook" not in r.stderr:
+                raise RuntimeError(f"kubectl apply failed ({r.returncode}): {r.stderr[-3000:]}")
+            if r.returncode != 0:
+                raise _Retry(r.stderr[-1000:])
+            return True
+        wait_until("kubectl apply", once, timeout, (), 2, retry_on=_Retry)
 
     def token(self, namespace: str, service_account: str, duration: str = "2h") -> str:
         """A bound token of the ServiceAccount from the TokenRequest API."""
@@ -386,7 +400,7 @@ def start_kyverno(cluster: Cluster, workdir: Path, *, http_allow: list[str], tim
             "--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair",
             f"--backgroundServiceAccountName={sa}kyverno-background-controller",
             f"--reportsServiceAccountName={sa}kyverno-reports-controller",
-            "--admissionReports=false", f"--httpBlocklist={HTTP_BLOCKLIST}",
+            "--admissionReports=false", "--webhookTimeout=30", f"--httpBlocklist={HTTP_BLOCKLIST}",
             f"--httpAllowlist={','.join(http_allow)}"],
             workdir, dict(KYVERNO_ENV, KYVERNO_SERVICEACCOUNT_NAME="kyverno-admission-controller")))
         k.procs.append(spawn("kyverno-background-controller", [
