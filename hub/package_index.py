@@ -216,6 +216,13 @@ class PackageIndexMixin(HasTraits):
         await index.start()
         self._package_index = index
 
+    async def resume_package_index(self) -> None:
+        """After a hub restart (the workspace kept running, the hub's index went with the old process):
+        serve the index again on the same socket, for a workspace started with one (its folder is bound)."""
+        runtime_dir = getattr(self, "runtime_dir", None)
+        if runtime_dir and os.path.isdir(os.path.join(runtime_dir, "index")):
+            await self.start_package_index()
+
     def package_index_binds(self) -> tuple[tuple[str, str], ...]:
         runtime_dir = getattr(self, "runtime_dir", None)
         if self._package_index is None or not runtime_dir:

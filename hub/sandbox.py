@@ -600,11 +600,15 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
         if not self._gateway_alive():
             self.log.error("the gateway of %s's workspace is gone; the workspace stops", self.user.name)
             return 1
-        # alive: after a hub restart, re-open the hub API forwarder
+        # alive: after a hub restart, re-open the hub API forwarder and the package index
         try:
             await self._ensure_forwarder()
         except OSError as e:
             self.log.error("cannot re-open the hub forwarder for %s: %s", self.user.name, e)
+        try:
+            await self.resume_package_index()
+        except OSError as e:
+            self.log.error("cannot serve the package index to %s again: %s", self.user.name, e)
         return None
 
     def _signal_group(self, sig: int) -> bool:

@@ -49,10 +49,12 @@ def stack(tmp_path_factory):
     users = {"alice": ["researchers", "project-lung"]}
     wheels, audit = root / "curated-wheels", root / "package-installs.jsonl"
     make_wheel(wheels, "insitu-demo-extra", "1.2.0")
-    hub = start_hub(root / "hub", users=users,
-                    extra_config=sandbox_hub_config(service, homes, runtime_root, wheels, audit))
-    st = {"hub": hub, "service": service, "ds": ds, "homes": homes, "before": before, "audit": audit}
+    config = sandbox_hub_config(service, homes, runtime_root, wheels, audit)
+    hub = start_hub(root / "hub", users=users, extra_config=config)
+    st = {"hub": hub, "service": service, "ds": ds, "homes": homes, "before": before, "audit": audit,
+          "restart": lambda: start_hub(root / "hub", users=users, extra_config=config, ports=hub.ports)}
     yield st
+    hub = st["hub"]  # the hub of the restart test, if it ran
     hub.api("DELETE", "/users/alice/server")
     try:
         wait_stopped(hub, "alice")
@@ -177,6 +179,19 @@ def test_pip_installs_from_the_curated_index_only_and_every_install_is_recorded_
     assert "1.2.0" in ws.exec("import insitu_demo_extra; print(insitu_demo_extra.VERSION)")
     records = [json.loads(line) for line in stack["audit"].read_text().splitlines()]
     assert [(r["user"], r["package"], r["version"]) for r in records] == [("alice", "insitu-demo-extra", "1.2.0")]
+
+
+def test_the_package_index_is_still_served_after_a_hub_restart(stack, ws):
+    """The workspace keeps running while the hub restarts (cleanup_servers off); the hub that comes back
+    serves its curated index on the same socket again, and still records every install."""
+    stack["hub"].stop()
+    hub = stack["hub"] = stack["restart"]()
+    wait_ready(hub, "alice", timeout=60)
+    again = Workspace(hub.url + "/user/alice/", hub.token_for("alice"))
+    out = again.terminal("pip install --no-cache-dir --force-reinstall --no-deps insitu-demo-extra 2>&1 | tail -1", timeout=180)
+    assert "Successfully installed insitu-demo-extra-1.2.0" in out, (out, hub.log()[-3000:])
+    records = [json.loads(line) for line in stack["audit"].read_text().splitlines()]
+    assert [(r["user"], r["package"]) for r in records][-1] == ("alice", "insitu-demo-extra") and len(records) >= 2
 
 
 def test_the_checkout_stays_clean(stack, ws):
