@@ -8,7 +8,8 @@
   only authorizer and the default admission plugins run (PodSecurity,
   ServiceAccount, DefaultTolerationSeconds, webhooks, ...);
 * Kyverno's admission controller (``cmd/kyverno`` of kyverno v1.19.1) and its
-  background controller (generate rules), out of cluster: the admission
+  background controller (generate rules), out of cluster, each with a token of its own
+  ServiceAccount and the RBAC of Kyverno's chart (plus kyverno/rbac/): the admission
   controller registers its webhooks with the URL ``https://127.0.0.1:<port>``
   (``--serverIP``), so the API server calls it over loopback TLS with the CA
   Kyverno generated and stored in its Secret.
@@ -388,12 +389,16 @@ def start_kyverno(cluster: Cluster, workdir: Path, *, http_allow: list[str], tim
 
     k = Kyverno(cluster=cluster, webhook_port=free_port())
     sa = f"system:serviceaccount:{KYVERNO_NS}:"
-    common = [f"--kubeconfig={cluster.admin_kubeconfig}", "--metricsHost=127.0.0.1",
+    # each controller with its own ServiceAccount's token: the chart's RBAC, for real
+    admission, background = (cluster.token_kubeconfig(n, cluster.token(KYVERNO_NS, n, "24h")) for n in
+                             ("kyverno-admission-controller", "kyverno-background-controller"))
+    common = ["--metricsHost=127.0.0.1",
               "--controllerRuntimeMetricsAddress=0", "--disableMetrics=true", "--loggingFormat=text",
               "--disableLogColor=true", "--autoMemLimitEnabled=false"]
     try:
         k.procs.append(spawn("kyverno-admission-controller", [
-            str(BIN / "kyverno-admission-controller"), *common, f"--metricsPort={free_port()}",
+            str(BIN / "kyverno-admission-controller"), *common, f"--kubeconfig={admission}",
+            f"--metricsPort={free_port()}",
             f"--serverIP=127.0.0.1:{k.webhook_port}", "--webhookServerHost=127.0.0.1",
             f"--webhookServerPort={k.webhook_port}",
             "--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca",
@@ -404,7 +409,8 @@ def start_kyverno(cluster: Cluster, workdir: Path, *, http_allow: list[str], tim
             f"--httpAllowlist={','.join(http_allow)}"],
             workdir, dict(KYVERNO_ENV, KYVERNO_SERVICEACCOUNT_NAME="kyverno-admission-controller")))
         k.procs.append(spawn("kyverno-background-controller", [
-            str(BIN / "kyverno-background-controller"), *common, f"--metricsPort={free_port()}",
+            str(BIN / "kyverno-background-controller"), *common, f"--kubeconfig={background}",
+            f"--metricsPort={free_port()}",
             f"--httpBlocklist={HTTP_BLOCKLIST}", f"--httpAllowlist={','.join(http_allow)}"],
             workdir, dict(KYVERNO_ENV, KYVERNO_SERVICEACCOUNT_NAME="kyverno-background-controller")))
 
