@@ -73,6 +73,15 @@ c.LocalSandboxSpawner.start_timeout = 90
 """
 
 
+def stand_in_world(prefix: str, users) -> tuple[Path, StandInDatasetService]:
+    """A temporary folder with the lake, dataset ``ds-a`` and a ``homes`` folder, and the stand-in
+    sessions API granting ``ds-a`` to ``users`` in project lung (started)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    layout = make_lake_and_datasets(root)
+    (root / "homes").mkdir()
+    return root, StandInDatasetService(layout, grants={(u, "lung"): ["ds-a"] for u in users}).start()
+
+
 def time_spawns(hub, user: str, runs: int, options: dict | None) -> list[float]:
     token = hub.token_for(user)
     url = hub.url + f"/user/{user}/api/status"
@@ -111,11 +120,8 @@ def main() -> None:
     if os.geteuid() != 0 or not shutil.which("bwrap") or not (WS / "bin" / "jupyterhub-singleuser").exists():
         sys.exit("bench/spawn.py needs root, bubblewrap and .venv-workspace (make setup)")
     runs = args.runs or (1 if args.quick else 5)
-    root = Path(tempfile.mkdtemp(prefix="insitu-bench-spawn-"))
-    layout = make_lake_and_datasets(root)
-    (root / "homes").mkdir()
-    service = StandInDatasetService(layout, grants={("alice", "lung"): ["ds-a"]}).start()
     users = {"alice": ["researchers", "project-lung"]}
+    root, service = stand_in_world("insitu-bench-spawn-", users)
     results = {}
     try:
         for name, config, options in (
