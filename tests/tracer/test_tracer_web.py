@@ -276,18 +276,15 @@ def screenshot(web, pages):
 def test_the_audit_trail_shows_the_platforms_bar_with_the_way_home(web):
     """The same bar as the hub's home and the catalogue (``insitu.navigation``): Home first, the audit
     trail marked as the current page, entries only for the user's roles."""
-    from bs4 import BeautifulSoup
-
     from insitu.navigation import platform_nav
 
     for user, roles in [("audrey", {"auditors"}), ("admin", {"admins"})]:
         with page(web, user) as c:
-            soup = BeautifulSoup(c.get("/").text, "html.parser")
-        links = [(a.get_text(strip=True), a["href"]) for a in soup.select("header nav .nav a")]
+            text = c.get("/").text
+        nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', text, re.S).group(1)
+        links = [(label.strip(), href) for href, label in re.findall(r'<a href="([^"]*)"[^>]*>([^<]*)</a>', nav)]
         assert links == [(e["label"], e["href"]) for e in platform_nav(roles)], (user, links)
         assert links[0] == ("Home", "/hub/home")
-        current = [a["href"] for a in soup.select('header nav .nav a[aria-current="page"]')]
-        assert current == [PREFIX + "/"], current
-    with page(web, "audrey") as c:
-        labels = [a.get_text(strip=True) for a in BeautifulSoup(c.get("/").text, "html.parser").select(".nav a")]
-    assert "My requests" not in labels and "Data management" not in labels
+        assert re.findall(r'<a href="([^"]*)" aria-current="page">', nav) == [PREFIX + "/"], nav
+        if user == "audrey":  # an auditor: no researcher's or manager's entries
+            assert "My requests" not in dict(links) and "Data management" not in dict(links)

@@ -8,9 +8,11 @@ checked in tests/tracer/test_tracer_web.py.
 """
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 import pytest
-from bs4 import BeautifulSoup
 
 from fixtures.jupyterhub import DEMO_PASSWORD
 from insitu.navigation import platform_nav, roles_of
@@ -19,8 +21,12 @@ COOKIE = "insitu-dataset-service-session"
 HUB_ONLY = {"Admin", "Token"}  # the hub's own pages, shown by JupyterHub's scopes
 
 
-def bar(html: str, selector: str) -> list[tuple[str, str]]:
-    return [(a.get_text(strip=True), a["href"]) for a in BeautifulSoup(html, "html.parser").select(selector)]
+def bar(page: str) -> list[tuple[str, str]]:
+    """(label, href) of the links in the page's main navigation (``<nav aria-label="Main">``)."""
+    m = re.search(r'<nav aria-label="Main">(.*?)</nav>', page, re.S)
+    assert m, "no main navigation on the page"
+    return [(html.unescape(re.sub(r"<[^>]+>", "", label)).strip(), html.unescape(href))
+            for href, label in re.findall(r'<a href="([^"]*)"[^>]*>(.*?)</a>', m.group(1), re.S)]
 
 
 def hub_home_bar(st, user: str) -> list[tuple[str, str]]:
@@ -29,7 +35,7 @@ def hub_home_bar(st, user: str) -> list[tuple[str, str]]:
         c.post("/hub/login", data={"username": user, "password": DEMO_PASSWORD, "_xsrf": c.cookies.get("_xsrf", "")})
         r = c.get("/hub/home")
         assert r.status_code == 200 and "/hub/login" not in str(r.url), (user, r.status_code, r.url)
-        return [e for e in bar(r.text, ".insitu-nav a") if e[0] not in HUB_ONLY]
+        return [e for e in bar(r.text) if e[0] not in HUB_ONLY]
 
 
 def service_bar(st, user: str, path: str) -> list[tuple[str, str]]:
@@ -37,7 +43,7 @@ def service_bar(st, user: str, path: str) -> list[tuple[str, str]]:
     with httpx.Client(base_url=st.base, cookies=cookies, timeout=30, follow_redirects=False) as c:
         r = c.get(path)
         assert r.status_code == 200, (user, path, r.status_code, r.text[:300])
-        return bar(r.text, "header nav .nav a")
+        return bar(r.text)
 
 
 ROLES = {"alice": ["researchers", "project-lung"], "dora": ["data-managers"], "dac1": ["dac"],
