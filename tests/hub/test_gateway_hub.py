@@ -129,10 +129,11 @@ def test_the_owner_reaches_the_server_through_the_oauth_flow(stack, alice):
         # the session cookie is the gateway's, signed with its own secret; the xsrf check applies
         assert "jupyterhub-user-alice" in c.cookies
         r = c.post("/user/alice/api/contents", json={"type": "notebook"})
-        assert r.status_code == 403  # no _xsrf header: a cross-site form could not do it either
+        # no _xsrf header: a cross-site form could not do it either
+        assert r.status_code == 403, (r.status_code, r.text[:300], hub.log()[-4000:])
         r = c.post("/user/alice/api/contents", json={"type": "notebook"},
                    headers={"X-XSRFToken": c.cookies.get("_xsrf", path="/user/alice/")})
-        assert r.status_code == 201, r.text
+        assert r.status_code == 201, (r.text[:300], hub.log()[-4000:])
 
 
 def test_others_never_reach_the_server(stack, alice):
