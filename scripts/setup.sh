@@ -59,3 +59,10 @@ for step in scripts/setup.d/*.sh; do
   [ -e "$step" ] || continue
   bash "$step"
 done
+
+# --- compiled files outside the checkout, in both environments ---------------
+. scripts/lib/pycache.sh
+pycache_outside .venv prefix
+if [ -x .venv-workspace/bin/python ]; then
+  pycache_outside .venv-workspace none
+fi
