@@ -76,6 +76,16 @@ def _csrf_ok(request: Request, token: str) -> bool:
     return check_token(_csrf_key(request), _login_token(request), token)
 
 
+async def _posted_form(request: Request, who: Identity | None, back: str):
+    """The form a logged-in browser posted with this login's CSRF token, or the page refusing it."""
+    if who is None:
+        return _refused(request, None, 401, "Your login has expired: log in again.", back)
+    form = await request.form()
+    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
+        return _refused(request, who, 403, FORM_EXPIRED, back)
+    return form
+
+
 FORM_EXPIRED = "The form expired or did not come from this site: reload the page and try again."
 TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 409: "That was not possible",
           503: "Please try again later"}
@@ -224,11 +234,9 @@ async def new_submit(request: Request, who: Identity | None = Depends(optional_i
 async def discard_draft(draft_id: str, request: Request, who: Identity | None = Depends(optional_identity),
                         airlock: Airlock = Depends(_deps())):
     back = f"{_prefix(request)}/exports"
-    if who is None:
-        return _refused(request, None, 401, "Your login has expired: log in again.", back)
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
-        return _refused(request, who, 403, FORM_EXPIRED, back)
+    form = await _posted_form(request, who, back)
+    if isinstance(form, Response):
+        return form
     try:
         airlock.discard_draft(who, draft_id[:64])
     except AirlockError as e:
@@ -263,11 +271,9 @@ def detail_page(request_id: str, request: Request, who: Identity | None = Depend
 async def review_submit(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
                         airlock: Airlock = Depends(_deps())):
     back = f"{_prefix(request)}/exports/{request_id[:64]}"
-    if who is None:
-        return _refused(request, None, 401, "Your login has expired: log in again.", back)
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
-        return _refused(request, who, 403, FORM_EXPIRED, back)
+    form = await _posted_form(request, who, back)
+    if isinstance(form, Response):
+        return form
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))
     files = None
