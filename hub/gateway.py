@@ -457,6 +457,16 @@ class Gateway:
             client.close()
 
 
+def preload(gw: "Gateway") -> None:
+    """Import now what the gateway would otherwise import on first use.
+
+    Once it has dropped privileges the gateway may no longer read its own installation (a checkout in
+    a folder only root may read), and a late import would turn a refusal into a 500. HubAuth's logger
+    is the one such import (``traitlets.log``): it is first used when a cookie request fails the XSRF
+    check, as a cross-site form's would."""
+    gw.auth.log  # noqa: B018
+
+
 def drop_privileges(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
@@ -473,6 +483,7 @@ async def serve(cfg: GatewayConfig) -> None:
         server.add_socket(sock)
     else:
         server.listen(cfg.port, cfg.address)
+    preload(gw)
     if cfg.run_as and os.getuid() == 0:
         drop_privileges(*cfg.run_as)
     log.info("gateway for %s on %s -> %s (uid %s)", cfg.user, cfg.listen or f"{cfg.address}:{cfg.port}",
