@@ -137,6 +137,8 @@ class GrantedDataset:
     project: str | None = None
     name: str = ""
     version: str = ""
+    grant_id: str = ""
+    expires_at: str = ""  # end of the grant that covers the dataset (ISO 8601), when the service says
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> "GrantedDataset":
@@ -152,6 +154,8 @@ class GrantedDataset:
             project=row.get("project"),
             name=str(row.get("name") or ""),
             version=str(row.get("version") or ""),
+            grant_id=str(row.get("grant_id") or ""),
+            expires_at=str(row.get("expires_at") or ""),
         )
 
 
@@ -272,6 +276,22 @@ def _check_name(kind: str, value: str, pattern: re.Pattern) -> None:
         raise PlanError(f"bad-{kind}", f"{kind} {value!r} is not an acceptable name")
 
 
+GRANTS_ENV = "INSITU_GRANTS"
+
+
+def session_grants(datasets: Sequence[GrantedDataset]) -> str:
+    """What the workspace shows of the session's grants (``$INSITU_GRANTS``): compact JSON
+    ``{dataset_id: {grant_id, expires_at, name, version}}`` with the fields the session answer
+    gave, or "" when it gave none of them (the dataset's own name and counts are in its manifest)."""
+    out = {}
+    for g in datasets:
+        row = {k: v for k, v in (("grant_id", g.grant_id), ("expires_at", g.expires_at),
+                                 ("name", g.name), ("version", g.version)) if v}
+        if row:
+            out[g.dataset_id] = row
+    return json.dumps(out, sort_keys=True, separators=(",", ":")) if out else ""
+
+
 def build_plan(
     user: str,
     project: str,
@@ -356,6 +376,9 @@ def build_plan(
     }
     if session_id:
         env["INSITU_SESSION_ID"] = session_id
+    grants = session_grants(datasets)
+    if grants:
+        env[GRANTS_ENV] = grants
 
     labels = {
         "app.kubernetes.io/name": "insitu-workspace",

@@ -388,9 +388,12 @@ class Governance:
                "open": session.closed_at is None, "datasets": []}
         for sd in session.datasets:
             d = s.get(Dataset, sd.dataset_id)
+            g = s.get(Grant, sd.grant_id) if sd.grant_id else None
             out["datasets"].append({"dataset_id": sd.dataset_id, "gid": d.gid if d else None,
                                     "path": str(self.datasets_dir / sd.dataset_id),
-                                    "manifest_root": sd.manifest_root, "grant_id": sd.grant_id})
+                                    "manifest_root": sd.manifest_root, "grant_id": sd.grant_id,
+                                    "name": d.name if d else "", "version": d.version if d else None,
+                                    "expires_at": aware(g.valid_until).isoformat() if g else None})
         return out
 
     def close_session(self, s: Session, session_id: str, *, actor: str, reason: str = "stopped") -> WorkSession:

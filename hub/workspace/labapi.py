@@ -11,6 +11,9 @@
   does (``export.py``) and answers where to submit and follow it. Same checks:
   files in the home, no symlinks, regular files only.
 * ``GET  {base}insitu/exports``: the drafts written so far (for the exports panel).
+* ``GET  {base}insitu/datasets``: the workspace's datasets by name, where each is mounted and
+  the grant it comes through (for the Datasets panel; ``granted.py``: from the manifests and
+  the environment the spawner gave, nothing asked of a service).
 
 All routes need the server's own authentication (``JupyterHandler`` +
 ``@web.authenticated``), as every other route of the server.
@@ -86,6 +89,15 @@ class ExportHandler(APIHandler):
                                 "follow_url": f"{SERVICE_PREFIX}/exports"}))
 
 
+class DatasetsHandler(APIHandler):
+    @web.authenticated
+    def get(self):
+        from .granted import workspace_datasets
+
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(workspace_datasets()))
+
+
 def install(serverapp) -> None:
     from jupyter_server.utils import url_path_join
 
@@ -93,4 +105,5 @@ def install(serverapp) -> None:
     serverapp.web_app.add_handlers(".*$", [
         (url_path_join(base, "insitu/notice"), NoticeHandler),
         (url_path_join(base, "insitu/exports"), ExportHandler),
+        (url_path_join(base, "insitu/datasets"), DatasetsHandler),
     ])

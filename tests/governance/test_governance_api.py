@@ -104,6 +104,9 @@ def test_request_two_approvals_grant_session_and_traces(st):
     (d,) = sess["datasets"]
     assert d["dataset_id"] == ds and d["path"].endswith(ds) and d["gid"] == rows[0]["gid"]
     assert d["manifest_root"] == rows[0]["manifest_root"]
+    # what the workspace shows of it: the dataset's name and version, the grant and when it ends
+    assert (d["name"], d["version"], d["expires_at"]) == (rows[0]["name"], rows[0]["version"], rows[0]["expires_at"])
+    assert d["grant_id"] == body["grant_id"] and d["expires_at"] == grants[0]["valid_until"]
 
     used = traces(st, dataset=ds, action="USE_DATASETS")
     assert len(used) == 1

@@ -227,6 +227,27 @@ def test_plan_from_session_uses_exactly_the_sessions_datasets():
         plan_from_session({"user": "alice"}, "notebook-cpu", S)
 
 
+def test_session_grants_reach_the_workspace_environment():
+    """The grant that covers each dataset and when it ends (the session answer's fields) are in
+    $INSITU_GRANTS, per dataset id; nothing when the answer has none of them."""
+    session = {
+        "session_id": "s-43", "user": "alice", "project": "lung", "lake_dir": "/var/lake",
+        "datasets": [
+            {"dataset_id": "ds-a", "gid": 70001, "path": "/var/ds/ds-a", "manifest_root": "aa", "grant_id": 7,
+             "name": "Lung CT", "version": 2, "expires_at": "2027-03-31T00:00:00+00:00"},
+            {"dataset_id": "ds-b", "gid": 70002, "path": "/var/ds/ds-b", "manifest_root": "bb", "grant_id": 9,
+             "expires_at": "2027-01-15T12:00:00+00:00"},
+        ],
+    }
+    p = plan_from_session(session, "notebook-cpu", S)
+    assert json.loads(p.environment["INSITU_GRANTS"]) == {
+        "ds-a": {"grant_id": "7", "expires_at": "2027-03-31T00:00:00+00:00", "name": "Lung CT", "version": "2"},
+        "ds-b": {"grant_id": "9", "expires_at": "2027-01-15T12:00:00+00:00"},
+    }
+    bare = {**session, "datasets": [{"dataset_id": "ds-b", "gid": 70002, "path": "/var/ds/ds-b"}]}
+    assert "INSITU_GRANTS" not in plan_from_session(bare, "notebook-cpu", S).environment
+
+
 def test_granted_dataset_without_path_needs_datasets_dir():
     with pytest.raises(PlanError):
         plan(settings=replace(S, datasets_dir=None))

@@ -260,7 +260,14 @@ async def test_spawner_pod_is_stored_as_the_golden_manifest_says(platform, monke
         golden = (GOLDEN / "notebook-cpu-two-datasets.json").read_text().replace("s-0001", plan.session_id)
         for _, root in DATASETS.values():
             golden = golden.replace("0x" + root, root)
-        assert sent == json.loads(golden)
+        # ... and for $INSITU_GRANTS: the real service's grant ids and end dates (none in the golden file)
+        compared, grants = copy.deepcopy(sent), {}
+        for ctr in compared["spec"]["containers"]:
+            for e in [e for e in ctr.get("env", []) if e.get("name") == "INSITU_GRANTS"]:
+                grants = json.loads(e["value"])
+                ctr["env"].remove(e)
+        assert sorted(grants) == sorted(DATASETS) and all(g["grant_id"] and g["expires_at"] for g in grants.values())
+        assert compared == json.loads(golden)
 
         stored = c.get("pod", sent["metadata"]["name"], "-n", WS)
         changed, dropped, added = _diff(sent, stored)

@@ -1,0 +1,82 @@
+"""What this workspace has: its datasets by name, where each is mounted, and the grant it comes through.
+
+Runs inside the workspace (the notebook server answers ``GET {base}insitu/datasets`` with it for
+JupyterLab's Datasets panel, ``labapi.py``). Everything comes from what the workspace was given
+at start; nothing is asked of a service (the workspace reaches only its own server's hub API):
+
+* the mounted datasets' manifests (``/mnt/datasets/<id>/manifest.json``, read-only, written by
+  the dataset service when it built the dataset): name, version, subjects, studies, series,
+  files, size, Merkle root (``datasets.list_datasets``);
+* the spawner's environment, from the dataset service's session answer (``hub/plan.py``):
+  ``INSITU_PROJECT``, ``INSITU_SESSION_ID``, ``INSITU_DATASETS`` (the ids of the session, in
+  the order chosen) and ``INSITU_GRANTS`` (per dataset id: the grant that covers it and when
+  that grant ends; the name and version the service knows, used only when a manifest has none).
+
+A dataset of the session whose folder is missing or unreadable is listed with ``problem`` set,
+never left out silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any, Mapping
+
+from .datasets import DEFAULT_MOUNT, MOUNT_ENV, datasets_mount, list_datasets
+
+GRANTS_ENV = "INSITU_GRANTS"  # the name hub/plan.py gives it (GRANTS_ENV there)
+
+
+def _grants(environ: Mapping[str, str]) -> dict[str, dict]:
+    try:
+        data = json.loads(environ.get(GRANTS_ENV) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _when(value: Any, now: dt.datetime) -> tuple[str, int | None]:
+    """("31 March 2027, 00:00 UTC", days left) for an ISO time; ("", None) when there is none."""
+    try:
+        t = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return "", None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    t = t.astimezone(dt.timezone.utc)
+    return f"{t.day} {t.strftime('%B %Y, %H:%M')} UTC", (t - now).days
+
+
+def workspace_datasets(environ: Mapping[str, str] = os.environ, now: dt.datetime | None = None) -> dict:
+    """The workspace's datasets for JupyterLab (see the module doc)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    mount = datasets_mount(environ.get(MOUNT_ENV) or DEFAULT_MOUNT)
+    grants = _grants(environ)
+    project = environ.get("INSITU_PROJECT", "")
+    in_session = [d for d in (environ.get("INSITU_DATASETS") or "").split(",") if d]
+    mounted = {s.dataset_id: s for s in list_datasets(mount)}
+    rows = []
+    for ds_id in in_session + sorted(set(mounted) - set(in_session)):
+        s, g = mounted.get(ds_id), grants.get(ds_id, {})
+        expires_text, days_left = _when(g.get("expires_at"), now)
+        row = {
+            "dataset_id": ds_id,
+            "name": (s.name if s else "") or str(g.get("name") or ""),
+            "version": str(s.version if s and s.version not in (None, "") else g.get("version") or ""),
+            "path": s.path if s else str(mount / ds_id),
+            "project": project,
+            "grant_id": str(g.get("grant_id") or ""),
+            "expires_at": str(g.get("expires_at") or ""),
+            "expires_text": expires_text,
+            "days_left": days_left,
+            "problem": "" if s else "not mounted or not readable in this workspace",
+        }
+        if s:
+            row.update(n_subjects=s.n_subjects, n_studies=s.n_studies, n_series=s.n_series, n_files=s.n_files,
+                       size=s.size, merkle_root=s.merkle_root)
+        rows.append(row)
+    return {"project": project, "session_id": environ.get("INSITU_SESSION_ID", ""), "mount": str(mount),
+            "lake": environ.get("INSITU_LAKE", ""), "datasets": rows}
