@@ -5,7 +5,9 @@
   ``400 {"detail": {"reason", "refused": [{file, reason}]}}`` when a file may
   not be exported (nothing is stored as a request then).
 - ``GET /api/exports?state=&mine=`` → requests the caller may see (their own;
-  every request for reviewers and auditors).
+  every request for reviewers and auditors), each with the workspace draft it was
+  submitted from (``draft_id``, null when chosen on the page): JupyterLab's exports
+  panel follows its drafts with it.
 - ``GET /api/exports/drafts``, ``POST /api/exports/drafts/{draft_id}`` (the
   researcher): drafts written by ``python -m hub.workspace.export`` in the
   home, and their submission (files whose digest changed since are refused).
@@ -102,7 +104,7 @@ class ReviewIn(BaseModel):
 
 def _summary(view: dict) -> dict:
     keys = ("request_id", "requester", "project", "session_id", "state", "approvals", "quorum", "total_size",
-            "created_at", "decided_at")
+            "draft_id", "created_at", "decided_at")
     out = {k: view[k] for k in keys}
     out["n_files"] = len(view["files"])
     sev = [f["severity"] for f in view["files"] if f["severity"]]

@@ -519,6 +519,7 @@ class Airlock:
             "approvals": sum(1 for r in req.reviews if r.decision == "approve"),
             "total_size": req.total_size,
             "replaces": req.replaces_id,
+            "draft_id": req.draft_id,  # the workspace draft it came from: JupyterLab's exports panel follows it
             "created_at": _aware(req.created_at),
             "decided_at": _aware(req.decided_at),
             "decision_reason": req.decision_reason,

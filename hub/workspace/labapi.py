@@ -10,7 +10,10 @@
   selected files: writes an export draft in the home exactly as ``insitu-export``
   does (``export.py``) and answers where to submit and follow it. Same checks:
   files in the home, no symlinks, regular files only.
-* ``GET  {base}insitu/exports``: the drafts written so far (for the exports panel).
+* ``GET  {base}insitu/exports``: the drafts written so far (for the exports panel), and where the
+  browser follows them: ``status_url``, the airlock's list of the researcher's own requests (each
+  with the ``draft_id`` it came from), and ``request_url``, the page of one request (id appended).
+  The browser asks the airlock; the workspace never does (it reaches only its hub API).
 * ``GET  {base}insitu/datasets``: the workspace's datasets by name, where each is mounted and
   the grant it comes through (for the Datasets panel; ``granted.py``: from the manifests and
   the environment the spawner gave, nothing asked of a service).
@@ -58,7 +61,9 @@ class ExportHandler(APIHandler):
             drafts.append({"id": d.get("id"), "created_at": d.get("created_at"),
                            "files": [f.get("name") for f in d.get("files", [])],
                            "submit_url": f"{SERVICE_PREFIX}/exports/new?draft={d.get('id')}"})
-        self.finish(json.dumps({"drafts": drafts, "follow_url": f"{SERVICE_PREFIX}/exports"}))
+        self.finish(json.dumps({"drafts": drafts, "follow_url": f"{SERVICE_PREFIX}/exports",
+                                "status_url": f"{SERVICE_PREFIX}/api/exports?mine=true",
+                                "request_url": f"{SERVICE_PREFIX}/exports/"}))
 
     @web.authenticated
     def post(self):

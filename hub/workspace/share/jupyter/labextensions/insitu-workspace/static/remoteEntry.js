@@ -10,6 +10,12 @@
  *  - insitu-workspace:export   "Request export…" in the file browser's context menu (several files),
  *                              writes an export draft ({base}insitu/exports) and opens the exports
  *                              panel, which lists the drafts with links to submit and follow them.
+ *                              While it is open the panel follows each draft's request every few
+ *                              seconds (not submitted, in review, approved, rejected, returned): the
+ *                              browser asks the airlock's API (status_url) with the researcher's own
+ *                              airlock sign-in; the workspace itself never reaches the airlock. Where
+ *                              the browser cannot ask (not signed in to the airlock yet, or the airlock
+ *                              on another site) the panel says so and links to the airlock page.
  */
 var _JUPYTERLAB;
 (function () {
@@ -71,33 +77,75 @@ var _JUPYTERLAB;
   function exportPlugins(apputils, filebrowser, widgets) {
     var PANEL_ID = "insitu-exports-panel";
     var panel = null;
+    var following = null;
+
+    var STATES = {
+      pending: "in review", approved: "approved: download it from the airlock page",
+      rejected: "rejected", returned: "returned for changes"
+    };
+
+    function requestStates(url) {
+      // the researcher's own requests, asked by this browser with its airlock sign-in (a cookie of the airlock)
+      if (!url) { return Promise.resolve(null); }
+      return fetch(hubOrigin() + url, { credentials: "include", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (rows) {
+          if (!Array.isArray(rows)) { return null; }
+          var byDraft = {};
+          rows.forEach(function (x) { if (x.draft_id) { byDraft[x.draft_id] = x; } });
+          return byDraft;
+        }).catch(function () { return null; });
+    }
+
+    function link(href, text, cls) {
+      var a = document.createElement("a");
+      a.href = hubOrigin() + href; a.target = "_blank"; a.rel = "noopener"; a.textContent = text;
+      a.style.color = "var(--jp-content-link-color)"; a.style.textDecoration = "underline";
+      if (cls) { a.className = cls; }
+      return a;
+    }
 
     function renderPanel() {
       return api("GET", "insitu/exports").then(function (data) {
-        var node = panel.node;
-        node.innerHTML = "";
-        var h = document.createElement("h2"); h.textContent = "My exports"; node.appendChild(h);
+        return requestStates(data.status_url).then(function (byDraft) { return [data, byDraft]; });
+      }).then(function (both) {
+        var data = both[0], byDraft = both[1];
+        if (!panel || panel.isDisposed) { return; }
+        var parts = [];
+        var h = document.createElement("h2"); h.textContent = "My exports"; parts.push(h);
         var p = document.createElement("p");
         p.textContent = "Files leave the workspace only through the export airlock: submit a draft for review, " +
-          "then follow it until it is approved and download it from the airlock page.";
-        node.appendChild(p);
-        var follow = document.createElement("a");
-        follow.href = hubOrigin() + data.follow_url; follow.target = "_blank"; follow.rel = "noopener";
-        follow.textContent = "Follow my export requests"; follow.className = "insitu-follow";
-        node.appendChild(follow);
+          "then follow it here until it is approved and download it from the airlock page.";
+        parts.push(p);
+        parts.push(link(data.follow_url, "Follow my export requests", "insitu-follow"));
+        if (byDraft === null && data.status_url) {
+          var note = document.createElement("p"); note.className = "insitu-status-unknown";
+          note.textContent = "The state of submitted requests shows here once you have opened the airlock page in " +
+            "this browser (its sign-in); until then the airlock page shows it.";
+          parts.push(note);
+        }
         var list = document.createElement("ul"); list.className = "insitu-drafts";
         (data.drafts || []).slice().reverse().forEach(function (d) {
           var li = document.createElement("li"); li.setAttribute("data-draft", d.id);
-          var a = document.createElement("a");
-          a.href = hubOrigin() + d.submit_url; a.target = "_blank"; a.rel = "noopener";
-          a.textContent = "Submit for review";
           li.appendChild(document.createTextNode("Draft " + d.id + " (" + (d.created_at || "").slice(0, 16).replace("T", " ") +
             "): " + d.files.join(", ") + " — "));
-          li.appendChild(a);
+          var req = byDraft && byDraft[d.id];
+          if (req) {
+            li.setAttribute("data-state", req.state); li.setAttribute("data-request", req.request_id);
+            var st = document.createElement("span"); st.className = "insitu-state";
+            st.textContent = (STATES[req.state] || req.state) +
+              (req.state === "pending" ? " (" + req.approvals + " of " + req.quorum + " approvals)" : "") + " ";
+            li.appendChild(st);
+            li.appendChild(link(data.request_url + req.request_id, "Open request " + req.request_id.slice(0, 8)));
+          } else {
+            if (byDraft) { li.setAttribute("data-state", "draft"); }
+            li.appendChild(link(d.submit_url, "Submit for review", "insitu-submit"));
+          }
           list.appendChild(li);
         });
         if (!(data.drafts || []).length) { var none = document.createElement("li"); none.textContent = "No draft yet."; list.appendChild(none); }
-        node.appendChild(list);
+        parts.push(list);
+        panel.node.replaceChildren.apply(panel.node, parts);
       });
     }
 
@@ -109,6 +157,12 @@ var _JUPYTERLAB;
       }
       if (!panel.isAttached) { app.shell.add(panel, "main"); }
       app.shell.activateById(PANEL_ID);
+      if (!following) {  // follow the requests while the panel is open
+        following = window.setInterval(function () {
+          if (!panel || panel.isDisposed) { window.clearInterval(following); following = null; return; }
+          if (panel.isVisible) { renderPanel().catch(function () { return null; }); }
+        }, 3000);
+      }
       return renderPanel();
     }
 
