@@ -55,15 +55,7 @@ class AirlockStack:
         """A granted dataset and an open workspace session for ``user``: (session_id, dataset_id)."""
         st = self.st
         ds = st.add_dataset("Lung CT " + secrets.token_hex(2))
-        with st.api(user) as c:
-            r = c.post("/api/access-requests", json={"dataset_id": ds, "project": project,
-                                                     "purpose": "train a nodule classifier", "duration_days": 30})
-            assert r.status_code == 201, r.text
-            rid = r.json()["id"]  # the governance API's request model (no other shape is accepted)
-        for dac in ("dac1", "dac2"):
-            with st.api(dac) as c:
-                r = c.post(f"/api/access-requests/{rid}/votes", json={"decision": "approve", "reason": "fine"})
-                assert r.status_code == 200, r.text
+        st.grant(ds, user, project)
         with st.api("insitu-hub") as c:
             r = c.post("/api/sessions", json={"user": user, "project": project, "dataset_ids": [ds], "profile": "cpu"})
             assert r.status_code == 201, r.text

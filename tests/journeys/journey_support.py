@@ -4,6 +4,10 @@
   dataset built by the real builder with the lake at ``/mnt/datalake`` (as workspaces
   see it, ACLs included), the sessions API of ``tests/hub/sandbox_support.py`` over
   it, and a real JupyterHub + configurable-http-proxy with ``LocalSandboxSpawner``.
+* ``service_stack(root, grants)``: the same sandbox hub on the *real* platform services
+  instead (``tests/fixtures/governance_stack.py``: the dataset service with its SQL
+  database, the tracer, the airlock), the demo dataset built into the service's own
+  database, released by a data manager and granted by the committee through its API.
 * ``Workspace``: what a researcher's browser does with a running JupyterLab, over
   its REST and websocket APIs through the proxy: run code in a kernel, run a notebook
   cell by cell in one kernel *inside the workspace*, type in a terminal, use the
@@ -37,7 +41,14 @@ from dataset_service.demo_lake import write_lake  # noqa: E402
 from tests.fixtures.jupyterhub import start_hub  # noqa: E402
 
 
-def sandbox_hub_config(service: StandInDatasetService, homes: Path, runtime_root: str,
+@dataclass
+class ServiceEndpoint:
+    """Where the spawner opens its sessions: the dataset service's address (with its prefix) and token."""
+    url: str
+    token: str
+
+
+def sandbox_hub_config(service: StandInDatasetService | ServiceEndpoint, homes: Path, runtime_root: str,
                        wheels: Path | None = None, audit: Path | None = None) -> str:
     index = (f"c.LocalSandboxSpawner.package_index_dir = {str(wheels)!r}\n"
              f"c.LocalSandboxSpawner.package_index_audit = {str(audit)!r}\n") if wheels else ""
@@ -66,6 +77,58 @@ def demo_layout(root: Path, subjects: int = 12, seed: int = 5) -> tuple[LakeLayo
     db.close()
     os.chmod(datasets, 0o755)
     return LakeLayout(lake, datasets, {folder.name: []}, {folder.name: gid}), folder.name
+
+
+def service_stack(root: Path, grants: list[tuple[str, str]], subjects: int = 2, hub_config: str = ""):
+    """The sandbox hub on the real dataset service, tracer and airlock (the module doc); ``grants``:
+    (user, project) pairs granted the demo dataset. A ``GovernanceStack`` with ``ds`` (the dataset id),
+    ``homes`` (the workspace homes, also the airlock's) and ``runtime_root`` added; ``stop_service_stack``
+    stops it."""
+    import secrets
+
+    from dataset_service.airlock.deps import build_airlock
+    from dataset_service.airlock.settings import AirlockSettings
+    from fixtures.governance_stack import start_governance_stack
+
+    root = Path(root)
+    layout, ds = demo_layout(root, subjects=subjects)
+    homes = root / "homes"
+    homes.mkdir()
+    runtime_root = f"/tmp/insitu-js-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    hub_token = secrets.token_hex(24)  # the spawner's token: the hub's own service (insitu-hub)
+    st = start_governance_stack(
+        root / "stack", services=[{"name": "insitu-hub", "api_token": hub_token}],
+        hub_config=lambda url: sandbox_hub_config(ServiceEndpoint(url, hub_token), homes, runtime_root) + hub_config,
+        database_url=f"sqlite:///{root / 'catalogue.sqlite'}", lake_dir=layout.lake,
+        datasets_dir=layout.datasets, lake_mount_path=LAKE_MOUNT)
+    try:
+        airlock = AirlockSettings(store_dir=root / "airlock", homes_root=homes)
+        st.app.state.airlock_settings = airlock
+        st.app.state.airlock = build_airlock(st.app.state.settings, airlock)
+        with st.api("dora") as c:  # the data manager releases the built dataset
+            r = c.post(f"/api/datasets/{ds}/state", json={"state": "released"})
+            assert r.status_code == 200, r.text
+        for user, project in grants:
+            st.grant(ds, user, project)
+    except BaseException:
+        st.stop()
+        raise
+    st.ds, st.homes, st.runtime_root = ds, homes, runtime_root
+    return st
+
+
+def stop_service_stack(st, users: tuple[str, ...]) -> None:
+    """Stop the users' servers, then the stack (``service_stack``)."""
+    import shutil
+
+    try:
+        for user in users:
+            st.hub.api("DELETE", f"/users/{user}/server")
+        for user in users:
+            wait_stopped(st.hub, user)
+    finally:
+        st.stop()
+        shutil.rmtree(st.runtime_root, ignore_errors=True)
 
 
 def make_wheel(folder: Path, name: str, version: str) -> Path:
@@ -239,6 +302,37 @@ class Workspace:
         return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\r", "", "".join(out))
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def off_loop(fn, *args):
+    """Run ``fn`` in a thread: Playwright's sync API keeps an event loop running in this one."""
+    import threading
+
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=fn(*args)))
+    t.start()
+    t.join(300)
+    return out.get("r")
+
+
+def browser_login(browser, url: str, user: str, password: str):
+    """A new browser context of ``user``, logged in at the hub's login form that ``url`` is or leads to,
+    then where the hub sends it (back at ``url`` through OAuth for a service's page): (context, page)."""
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.locator("#login_submit, input[type=submit], button[type=submit]").first.click()
+    page.wait_for_url(lambda u: "/login" not in u and "oauth" not in u)
+    page.wait_for_load_state()
+    return ctx, page
+
+
 def git_status(paths: tuple[str, ...] = ()) -> list[str]:
     """``git status --porcelain`` of the checkout, ignored files included, for ``paths`` (all if empty)."""
     import subprocess
@@ -248,5 +342,6 @@ def git_status(paths: tuple[str, ...] = ()) -> list[str]:
     return sorted(line for line in out.stdout.splitlines() if "__pycache__/" not in line)
 
 
-__all__ = ["REPO", "StandInDatasetService", "Workspace", "demo_layout", "git_status", "make_wheel", "sandbox_hub_config",
-           "start_hub", "wait_ready", "wait_stopped"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO", "ServiceEndpoint", "StandInDatasetService", "Workspace", "demo_layout", "git_status", "make_wheel", "off_loop",
+           "browser_login", "sandbox_hub_config",
+           "service_stack", "start_hub", "stop_service_stack", "wait_ready", "wait_stopped"]

@@ -24,14 +24,10 @@ import time
 
 import pytest
 
-from journey_support import (REPO, StandInDatasetService, Workspace, demo_layout, sandbox_hub_config, start_hub,
-                             wait_stopped)
+from journey_support import (CHROMIUM, CHROMIUM_ARGS as ARGS, REPO, StandInDatasetService, Workspace, demo_layout,
+                             off_loop, sandbox_hub_config, start_hub, wait_stopped)
 from tests.fixtures.artifacts import TEST_ARTIFACTS
 from tests.fixtures.jupyterhub import DEMO_PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,15 +37,6 @@ pytestmark = [
         or not (REPO / ".venv-workspace/bin/jupyterhub-singleuser").exists(),
         reason="needs root, bubblewrap, chromium and .venv-workspace"),
 ]
-
-
-def off_loop(fn, *args):
-    """Run ``fn`` in a thread: Playwright's sync API keeps an event loop running in this one."""
-    out = {}
-    t = threading.Thread(target=lambda: out.update(r=fn(*args)))
-    t.start()
-    t.join(300)
-    return out.get("r")
 
 
 @pytest.fixture(scope="module")
