@@ -16,6 +16,11 @@
  *                              airlock sign-in; the workspace itself never reaches the airlock. Where
  *                              the browser cannot ask (not signed in to the airlock yet, or the airlock
  *                              on another site) the panel says so and links to the airlock page.
+ *  - insitu-workspace:datasets "Datasets of this workspace", a left side panel and a status-bar item:
+ *                              each dataset's name, version, id, subjects/studies, read-only folder
+ *                              and the project and grant it comes through with its end date
+ *                              ({base}insitu/datasets: the mounted manifests and the session the
+ *                              spawner gave the workspace; nothing is asked of a service).
  */
 var _JUPYTERLAB;
 (function () {
@@ -72,6 +77,99 @@ var _JUPYTERLAB;
         window.setInterval(poll, 2000);
       }
     };
+  }
+
+  function datasetsPlugins(widgets, statusbar, ui) {
+    // the workspace's datasets by name ({base}insitu/datasets: from the mounted manifests and the
+    // session the spawner gave; nothing is asked of a service), in a left side panel and the status bar
+    var PANEL_ID = "insitu-datasets-panel";
+    var data = null;
+
+    function el(tag, cls, text) {
+      var e = document.createElement(tag);
+      if (cls) { e.className = cls; }
+      if (text !== undefined) { e.textContent = text; }
+      return e;
+    }
+    function plural(n, word, many) { return n + " " + (n === 1 ? word : (many || word + "s")); }
+    function bytes(n) {
+      var u = ["bytes", "KB", "MB", "GB", "TB"], i = 0;
+      while (n >= 1000 && i < u.length - 1) { n /= 1000; i += 1; }
+      return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+    }
+    function label(d) { return (d.name || d.dataset_id) + (d.version ? " v" + d.version : ""); }
+    function term(dl, key, value, cls) {
+      dl.appendChild(el("dt", "", key));
+      var dd = el("dd", cls); if (typeof value === "string") { dd.textContent = value; } else { dd.appendChild(value); }
+      dl.appendChild(dd);
+    }
+
+    function fill(node, d) {
+      var parts = [el("h2", "", "Datasets of this workspace")];
+      var intro = el("p", "insitu-ds-intro", "Project " + (d.project || "?") + ". Read-only; open a dataset in a notebook " +
+        "with open_dataset(\"<id>\") from insitu_workspace.datasets, or by its folder.");
+      parts.push(intro);
+      (d.datasets || []).forEach(function (x) {
+        var sec = el("section", "insitu-dataset"); sec.setAttribute("data-dataset-id", x.dataset_id);
+        var h = el("h3", "insitu-ds-title");
+        h.appendChild(el("span", "insitu-ds-name", x.name || "(no name)"));
+        if (x.version) { h.appendChild(el("span", "insitu-ds-version", " v" + x.version)); }
+        sec.appendChild(h);
+        var dl = el("dl");
+        term(dl, "Id", x.dataset_id, "insitu-ds-id");
+        term(dl, "Folder", el("code", "", x.path), "insitu-ds-path");
+        if (x.n_studies !== undefined) {
+          term(dl, "Contents", plural(x.n_subjects, "subject") + ", " + plural(x.n_studies, "study", "studies") +
+            ", " + plural(x.n_series, "series", "series") + ", " + plural(x.n_files, "file") +
+            " (" + bytes(x.size) + ")", "insitu-ds-counts");
+        }
+        var grant = "project " + (x.project || "?") + (x.grant_id ? ", grant " + x.grant_id : "");
+        grant += x.expires_text ? ", until " + x.expires_text +
+          (x.days_left !== null && x.days_left !== undefined ? " (" + plural(Math.max(0, x.days_left), "day") + " left)" : "")
+          : ", end date not known in this workspace";
+        term(dl, "Access", grant, "insitu-ds-grant");
+        sec.appendChild(dl);
+        if (x.problem) { sec.appendChild(el("p", "insitu-ds-problem", x.problem)); }
+        parts.push(sec);
+      });
+      if (!(d.datasets || []).length) { parts.push(el("p", "insitu-ds-none", "No dataset in this workspace.")); }
+      node.replaceChildren.apply(node, parts);
+    }
+
+    return [{
+      id: "insitu-workspace:datasets",
+      autoStart: true,
+      optional: statusbar && statusbar.IStatusBar ? [statusbar.IStatusBar] : [],
+      activate: function (app, bar) {
+        var panel = new widgets.Widget();
+        panel.id = PANEL_ID; panel.addClass("insitu-datasets");
+        panel.title.caption = "Datasets of this workspace";
+        if (ui && ui.listIcon) { panel.title.icon = ui.listIcon; } else { panel.title.label = "Datasets"; }
+        panel.node.style.padding = "0 1rem"; panel.node.style.overflow = "auto";
+        var item = new widgets.Widget(); item.addClass("insitu-datasets-status");
+        item.node.style.cursor = "pointer"; item.node.title = "Datasets of this workspace";
+        item.node.className += " jp-StatusBar-TextItem";
+
+        function render() {
+          return api("GET", "insitu/datasets").then(function (d) {
+            data = d;
+            fill(panel.node, d);
+            var names = (d.datasets || []).map(label);
+            item.node.textContent = names.length ? "Datasets: " + names.join(", ") : "No dataset";
+          }).catch(function (e) {
+            panel.node.replaceChildren(el("p", "insitu-ds-problem", "The datasets could not be listed: " + e.message));
+          });
+        }
+        function show() { app.shell.activateById(PANEL_ID); return render(); }
+        panel.onAfterShow = function () { render(); };
+        item.node.addEventListener("click", show);
+        app.shell.add(panel, "left", { rank: 150 });
+        app.commands.addCommand("insitu:datasets-panel", { label: "My datasets", caption: "Datasets of this workspace",
+          execute: show });
+        if (bar) { bar.registerStatusItem("insitu-workspace:datasets-status", { item: item, align: "left", rank: 10 }); }
+        render();
+      }
+    }];
   }
 
   function exportPlugins(apputils, filebrowser, widgets) {
@@ -208,10 +306,12 @@ var _JUPYTERLAB;
       if (module !== "./extension") {
         return Promise.reject(new Error("Module " + module + " does not exist in container."));
       }
-      return Promise.all([shared("@jupyterlab/apputils"), shared("@jupyterlab/filebrowser"), shared("@lumino/widgets")])
+      return Promise.all([shared("@jupyterlab/apputils"), shared("@jupyterlab/filebrowser"), shared("@lumino/widgets"),
+                          shared("@jupyterlab/statusbar"), shared("@jupyterlab/ui-components")])
         .then(function (mods) {
           var plugins = [noticePlugin()];
           if (mods[0] && mods[1] && mods[2]) { plugins = plugins.concat(exportPlugins(mods[0], mods[1], mods[2])); }
+          if (mods[2]) { plugins = plugins.concat(datasetsPlugins(mods[2], mods[3], mods[4])); }
           return function () { return { __esModule: true, default: plugins }; };
         });
     }
