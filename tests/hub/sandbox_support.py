@@ -140,7 +140,6 @@ class StandInDatasetService:
     refusals: list[dict] = field(default_factory=list)  # POST /api/sessions/{id}/refusals (the gateway)
     fail_open: bool = False  # answer 503 to POST /api/sessions
     down: bool = False  # answer 503 to every request (a service that is down)
-    expires: dict[str, str] = field(default_factory=dict)  # dataset id -> end of its grant (ISO), else none
 
     @property
     def url(self) -> str:
@@ -165,8 +164,7 @@ class StandInDatasetService:
             for (user, project), ids in self.grants.items():
                 if user == name:
                     rows += [{"dataset_id": d, "name": d.upper(), "version": "1", "project": project,
-                              "gid": self.layout.gids[d], "manifest_root": "00" * 32, "expires_at": self.expires.get(d)}
-                             for d in ids]
+                              "gid": self.layout.gids[d], "manifest_root": "00" * 32, "expires_at": None} for d in ids]
             return rows
 
         @app.post("/api/sessions", status_code=201)
@@ -184,7 +182,7 @@ class StandInDatasetService:
                  "lake_mount_path": LAKE_MOUNT,
                  "datasets": [{"dataset_id": d, "gid": self.layout.gids[d], "path": str(self.layout.datasets / d),
                                "manifest_root": "00" * 32, "grant_id": f"{project}-{d}", "name": d.upper(),
-                               "version": "1", "expires_at": self.expires.get(d)} for d in ids]}
+                               "version": "1", "expires_at": None} for d in ids]}
             self.sessions[sid] = {**s, "open": True}
             return s
 

@@ -1,76 +1,64 @@
 """Which datasets does this workspace have? Asked in JupyterLab, in a real browser.
 
-alice's project holds two datasets built by the real builder over one demo lake, "Lung CT demo"
-(every study) and "Lung CT follow-up" (one study), each through its own grant with its own end.
-In Chromium she logs in at the real hub behind the real proxy, starts a workspace with both
-(the sandbox spawner; the sessions API is the stand-in of ``tests/hub/sandbox_support.py``,
-which answers as docs/CONTRACTS.md §3 says: grant id, name, version and the grant's end per
-dataset). In JupyterLab the status bar names both datasets; a click opens the Datasets panel,
-which shows for each its name and version (from the dataset's manifest), id, subjects and
-studies, the read-only folder it is mounted at and the project and grant it comes through with
-the grant's end. The oracle is the lake and the builder's catalogue on the host; the folders
-the panel names are then opened from a kernel inside the workspace (the dataset's manifest is
-there, and nothing can be written there).
+alice's project lung holds two datasets built by the real builder over one demo lake, "Lung CT
+demo" (every study) and "Lung CT follow-up" (one study), released by a data manager and granted
+by the committee through the real dataset service's API, for 30 and 10 days
+(``journey_support.service_stack``: the real dataset service, tracer and airlock behind the real
+hub and proxy, the sandbox spawner). In Chromium she logs in and starts a workspace with both.
+In JupyterLab the status bar names both datasets; a click opens the Datasets panel, which shows
+for each its name and version (from the dataset's manifest), id, subjects and studies, the
+read-only folder it is mounted at, and the project and grant it comes through with the grant's
+end (from the session the dataset service opened, passed in by the spawner). The oracle is the
+lake, the builder's catalogue and the service's grants API; the folders the panel names are
+then opened from a kernel inside the workspace (the dataset's manifest is there, and nothing
+can be written there).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import sqlite3
 
 import pytest
 
-from journey_support import StandInDatasetService, Workspace, demo_layout, sandbox_hub_config, start_hub, wait_stopped
+from journey_support import Workspace, service_stack, stop_service_stack
 from nb_demo import build_dataset
 from sandbox_support import LAKE_MOUNT
 from test_journey_lab import off_loop, page, pytestmark  # noqa: F401  (the browser page fixture, the skip marks)
 from tests.fixtures.jupyterhub import DEMO_PASSWORD
 
-TODAY = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-ENDS = {"full": TODAY + dt.timedelta(days=120), "follow-up": TODAY + dt.timedelta(days=10, hours=12)}
-
 
 def readable(t: dt.datetime) -> str:
+    t = t.astimezone(dt.timezone.utc)
     return f"{t.day} {t.strftime('%B %Y')}, {t.strftime('%H:%M')} UTC"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("journey-datasets")
-    layout, full = demo_layout(root, subjects=3)
-    db = sqlite3.connect(root / "catalogue.sqlite")
-    (first,) = db.execute("select min(id) from studies").fetchone()
-    follow = build_dataset(layout.lake, layout.datasets, root / "catalogue.sqlite", name="Lung CT follow-up",
-                           study_ids=[first], lake_mount_path=LAKE_MOUNT).name
-    (gid,) = db.execute("select gid from datasets where id = ?", (follow,)).fetchone()
-    n_studies = db.execute("select count(*) from studies").fetchone()[0]
-    db.close()
-    layout.gids[follow], layout.studies[follow] = gid, []
-    service = StandInDatasetService(layout, grants={("alice", "lung"): [full, follow]},
-                                    expires={full: ENDS["full"].isoformat(), follow: ENDS["follow-up"].isoformat()})
-    service.start()
-    homes = root / "homes"
-    homes.mkdir()
-    runtime_root = f"/tmp/insitu-jd-{os.getpid()}"
-    hub = start_hub(root / "hub", users={"alice": ["researchers", "project-lung"]},
-                    extra_config=sandbox_hub_config(service, homes, runtime_root))
-    yield {"hub": hub, "service": service, "full": full, "follow": follow, "layout": layout,
-           "n_studies": n_studies, "first": first}
-    hub.api("DELETE", "/users/alice/server")
+    st = service_stack(root, grants=[("alice", "lung")], subjects=3)
     try:
-        wait_stopped(hub, "alice")
-    finally:
-        hub.stop()
-        service.stop()
-        shutil.rmtree(runtime_root, ignore_errors=True)
+        # a second dataset of one study, built by the real builder into the service's database
+        db = sqlite3.connect(root / "catalogue.sqlite")
+        (first,) = db.execute("select min(id) from studies").fetchone()
+        db.close()
+        st.follow = build_dataset(root / "lake", root / "datasets", root / "catalogue.sqlite", name="Lung CT follow-up",
+                                  study_ids=[first], lake_mount_path=LAKE_MOUNT).name
+        with st.api("dora") as c:
+            assert c.post(f"/api/datasets/{st.follow}/state", json={"state": "released"}).status_code == 200
+        st.grant(st.follow, "alice", "lung", days=10)
+        st.root = root
+    except BaseException:
+        stop_service_stack(st, ())
+        raise
+    yield st
+    stop_service_stack(st, ("alice",))
 
 
 def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
-    hub, full, follow = stack["hub"], stack["full"], stack["follow"]
+    hub, full, follow = stack.hub, stack.ds, stack.follow
     page.goto(hub.url + "/hub/login")
     page.fill("#username_input", "alice")
     page.fill("#password_input", DEMO_PASSWORD)
@@ -83,13 +71,21 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
     page.wait_for_selector(".jp-DirListing-content", timeout=120_000)
 
-    # the oracle, on the host: the manifests the builder sealed, the lake's studies and subjects
-    manifests = {ds: json.loads((stack["layout"].datasets / ds / "manifest.json").read_text()) for ds in (full, follow)}
+    # the oracle, on the host: the manifests the builder sealed, the lake, the service's grants
+    datasets, lake = stack.root / "datasets", stack.root / "lake"
+    manifests = {ds: json.loads((datasets / ds / "manifest.json").read_text()) for ds in (full, follow)}
     assert manifests[full]["name"] == "Lung CT demo" and manifests[follow]["name"] == "Lung CT follow-up"
-    subjects = len([p for p in stack["layout"].lake.iterdir() if p.is_dir()])
+    subjects = [p for p in lake.iterdir() if p.is_dir()]
+    n_studies = sum(1 for p in subjects for s in p.iterdir() if s.is_dir())
+    ends = {}
+    with stack.api("dac1") as c:
+        for ds in (full, follow):
+            (g,) = c.get("/api/grants", params={"dataset_id": ds, "project": "lung"}).json()
+            ends[ds] = (str(g["id"]), dt.datetime.fromisoformat(g["valid_until"]))
+    assert 9 <= (ends[follow][1] - dt.datetime.now(dt.timezone.utc)).days <= 10
     expected = {
-        full: ("Lung CT demo", f"{subjects} subjects, {stack['n_studies']} studies", ENDS["full"]),
-        follow: ("Lung CT follow-up", "1 subject, 1 study,", ENDS["follow-up"]),
+        full: ("Lung CT demo", f"{len(subjects)} subjects, {n_studies} studies"),
+        follow: ("Lung CT follow-up", "1 subject, 1 study,"),
     }
 
     status = page.locator(".insitu-datasets-status")
@@ -106,21 +102,22 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
     assert sorted(shown) == sorted([full, follow]) and len(shown) == 2, shown
     assert "Project lung" in panel.locator(".insitu-ds-intro").inner_text()
     paths = {}
-    for ds, (name, counts, ends) in expected.items():
+    for ds, (name, counts) in expected.items():
         sec = panel.locator(f'section.insitu-dataset[data-dataset-id="{ds}"]')
         assert sec.locator(".insitu-ds-name").inner_text() == name
         assert sec.locator(".insitu-ds-version").inner_text().strip() == "v1"
         assert sec.locator(".insitu-ds-id").inner_text() == ds
         assert counts in sec.locator(".insitu-ds-counts").inner_text(), sec.locator(".insitu-ds-counts").inner_text()
+        grant_id, until = ends[ds]
         grant = sec.locator(".insitu-ds-grant").inner_text()
-        assert f"project lung, grant lung-{ds}, until {readable(ends)}" in grant, grant
-        assert f"({(ends - dt.datetime.now(dt.timezone.utc)).days} days left)" in grant, grant
+        assert f"project lung, grant {grant_id}, until {readable(until)}" in grant, grant
+        assert f"({(until - dt.datetime.now(dt.timezone.utc)).days} days left)" in grant, grant
         paths[ds] = sec.locator(".insitu-ds-path").inner_text()
         assert paths[ds] == f"/mnt/datasets/{ds}", paths[ds]
         assert not sec.locator(".insitu-ds-problem").count()
 
     # the folders the panel names are the datasets, read-only, inside the workspace
-    ws = Workspace(hub.url + "/user/alice/", stack["hub"].token_for("alice"))
+    ws = Workspace(hub.url + "/user/alice/", hub.token_for("alice"))
     out = off_loop(ws.exec, "import json, os\n"
                    f"for p in {sorted(paths.values())!r}:\n"
                    "    m = json.load(open(os.path.join(p, 'manifest.json')))\n"

@@ -83,7 +83,6 @@ var _JUPYTERLAB;
     // the workspace's datasets by name ({base}insitu/datasets: from the mounted manifests and the
     // session the spawner gave; nothing is asked of a service), in a left side panel and the status bar
     var PANEL_ID = "insitu-datasets-panel";
-    var data = null;
 
     function el(tag, cls, text) {
       var e = document.createElement(tag);
@@ -136,11 +135,19 @@ var _JUPYTERLAB;
       node.replaceChildren.apply(node, parts);
     }
 
+    var CSS = ".insitu-datasets{font-size:var(--jp-ui-font-size1);color:var(--jp-ui-font-color1)}" +
+      ".insitu-datasets h2{font-size:var(--jp-ui-font-size3);margin:.8em 0 .4em}" +
+      ".insitu-datasets h3{font-size:var(--jp-ui-font-size2);margin:1.2em 0 .4em}" +
+      ".insitu-datasets dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em .7em;margin:0}" +
+      ".insitu-datasets dt{color:var(--jp-ui-font-color2)}.insitu-datasets dd{margin:0;overflow-wrap:anywhere}" +
+      ".insitu-datasets .insitu-ds-problem{color:var(--jp-error-color1)}";
+
     return [{
       id: "insitu-workspace:datasets",
       autoStart: true,
       optional: statusbar && statusbar.IStatusBar ? [statusbar.IStatusBar] : [],
       activate: function (app, bar) {
+        var style = el("style", "", CSS); document.head.appendChild(style);
         var panel = new widgets.Widget();
         panel.id = PANEL_ID; panel.addClass("insitu-datasets");
         panel.title.caption = "Datasets of this workspace";
@@ -152,7 +159,6 @@ var _JUPYTERLAB;
 
         function render() {
           return api("GET", "insitu/datasets").then(function (d) {
-            data = d;
             fill(panel.node, d);
             var names = (d.datasets || []).map(label);
             item.node.textContent = names.length ? "Datasets: " + names.join(", ") : "No dataset";
