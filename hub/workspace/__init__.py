@@ -8,10 +8,10 @@ desktop images copy both there, so the server loads it as the jupyter-server
 extension ``insitu_workspace``. ``etc/jupyter`` is the read-only platform configuration
 (``JUPYTER_CONFIG_PATH``): it enables the extension and disables JupyterLab's
 download and export plugins. ``bin/`` holds the workspace's commands
-(``insitu-export``), on the workspace's PATH.
+(``insitu-export``, ``insitu-datasets``), on the workspace's PATH.
 
 At load the extension installs the download lock-down (``lockdown.py``) and the
-API of the JupyterLab extension (``labapi.py``: stop notices, "Request export…"),
+API of the JupyterLab extension (``labapi.py``: stop notices, "Request export…", the datasets panel),
 starts terminals as non-login shells (so PATH keeps the workspace environment
 first), lets kernels and terminals see the packages the researcher installed
 with pip into ``~/.local`` (the server itself keeps the platform's packages

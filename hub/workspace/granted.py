@@ -14,6 +14,9 @@ at start; nothing is asked of a service (the workspace reaches only its own serv
 
 A dataset of the session whose folder is missing or unreadable is listed with ``problem`` set,
 never left out silently.
+
+In a terminal (a desktop workspace has no JupyterLab): ``insitu-datasets`` (``bin/``) prints the
+same, one block per dataset; ``insitu-datasets --json`` the JSON the panel reads.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from typing import Any, Mapping
 
 from .datasets import DEFAULT_MOUNT, MOUNT_ENV, datasets_mount, list_datasets
@@ -80,3 +84,41 @@ def workspace_datasets(environ: Mapping[str, str] = os.environ, now: dt.datetime
         rows.append(row)
     return {"project": project, "session_id": environ.get("INSITU_SESSION_ID", ""), "mount": str(mount),
             "lake": environ.get("INSITU_LAKE", ""), "datasets": rows}
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def describe(info: Mapping) -> str:
+    """``workspace_datasets()`` as text for a terminal."""
+    rows = info.get("datasets") or []
+    lines = [f"Project {info.get('project') or '?'}: {_count(len(rows), 'dataset', 'datasets')}, read-only."]
+    for r in rows:
+        lines += ["", f"{r['name'] or '(no name)'}" + (f" v{r['version']}" if r["version"] else ""),
+                  f"  id        {r['dataset_id']}", f"  folder    {r['path']}"]
+        if "n_studies" in r:
+            lines.append(f"  contents  {_count(r['n_subjects'], 'subject', 'subjects')}, "
+                         f"{_count(r['n_studies'], 'study', 'studies')}, {_count(r['n_series'], 'series', 'series')}, "
+                         f"{_count(r['n_files'], 'file', 'files')}")
+        grant = f"project {r['project'] or '?'}" + (f", grant {r['grant_id']}" if r["grant_id"] else "")
+        if r["expires_text"]:
+            grant += f", until {r['expires_text']} ({_count(max(0, r['days_left']), 'day', 'days')} left)"
+        lines.append(f"  access    {grant}")
+        if r["problem"]:
+            lines.append(f"  problem   {r['problem']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv not in ([], ["--json"]):
+        print("usage: insitu-datasets [--json]", file=sys.stderr)
+        return 2
+    info = workspace_datasets()
+    print(json.dumps(info, indent=2) if argv else describe(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -129,5 +129,11 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
     assert [line.rsplit("|", 1)[0] + "|" for line in lines] == want, out
     assert all(line.rsplit("|", 1)[1] in ("OSError", "PermissionError") for line in lines), out
 
+    # the same in a terminal (a desktop has no JupyterLab): insitu-datasets, on the workspace's PATH
+    text = off_loop(ws.terminal, "insitu-datasets") or ""
+    for ds, (name, _) in expected.items():
+        assert f"{name} v1\n  id        {ds}\n" in text, text  # (the terminal's carriage returns taken out)
+        assert f"  folder    /mnt/datasets/{ds}" in text and f"until {readable(ends[ds][1])}" in text, text
+
     # the side bar keeps it at hand: its tab shows the same panel
     page.locator(".jp-SideBar .lm-TabBar-tab[data-id='insitu-datasets-panel']").first.wait_for(state="attached")

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 
-from hub.workspace.granted import workspace_datasets
+from hub.workspace.granted import describe, main, workspace_datasets
 from nb_demo import build_dataset, demo_dataset
 
 NOW = dt.datetime(2027, 1, 5, 12, 0, tzinfo=dt.timezone.utc)
@@ -44,6 +44,15 @@ def test_names_counts_folders_and_grants_of_the_session(tmp_path):
     assert sub["project"] == whole["project"] == "lung" and not sub["problem"] and not whole["problem"]
     assert gone["problem"] and gone["path"] == str(tmp_path / "datasets" / "ds-gone") and "n_studies" not in gone
 
+    # the same in a terminal (insitu-datasets)
+    text = describe(got).splitlines()
+    assert text[0] == "Project lung: 3 datasets, read-only."
+    i = text.index("Lung CT subset v1")
+    assert text[i + 1:i + 5] == [f"  id        {subset.name}", f"  folder    {subset}",
+                                 f"  contents  1 subject, 1 study, {sub['n_series']} series, {sub['n_files']} files",
+                                 "  access    project lung, grant 7, until 31 March 2027, 00:00 UTC (84 days left)"]
+    assert "  problem   not mounted or not readable in this workspace" in text
+
 
 def test_without_grants_in_the_environment_names_still_come_from_the_manifests(tmp_path):
     lake, full = demo_dataset(tmp_path, 2, 3, slices=4, size=16)
@@ -54,3 +63,16 @@ def test_without_grants_in_the_environment_names_still_come_from_the_manifests(t
         (row,) = workspace_datasets(env, now=NOW)["datasets"]
         assert row["name"] == "demo" and row["version"] == "1" and row["n_subjects"] == 2
         assert (row["grant_id"], row["expires_at"], row["expires_text"], row["days_left"]) == ("", "", "", None)
+
+
+def test_the_terminal_command(tmp_path, monkeypatch, capsys):
+    lake, full = demo_dataset(tmp_path, 2, 3, slices=4, size=16)
+    monkeypatch.setenv("INSITU_DATASETS_MOUNT", str(tmp_path / "datasets"))
+    monkeypatch.setenv("INSITU_DATASETS", full.name)
+    monkeypatch.setenv("INSITU_PROJECT", "lung")
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Project lung: 1 dataset, read-only.") and f"\ndemo v1\n  id        {full.name}\n" in out
+    assert main(["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["datasets"][0]["name"] == "demo"
+    assert main(["--bogus"]) == 2 and "usage: insitu-datasets" in capsys.readouterr().err
