@@ -20,6 +20,7 @@ from insitu.names import SERVICE_DATASET
 
 from insitu.apidocs import install_api_docs
 from insitu.httpapi import install_http_policy
+from insitu.pages import install_page_exits
 from insitu.probes import database_answers, install_probes
 
 from .airlock import api as airlock_api
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     for router in ROUTERS:
         app.include_router(router, prefix=prefix)
     install_http_policy(app, max_body=settings.max_body_bytes)
+    install_page_exits(app)  # a page's dependency answers the login redirect or a page saying why not
     install_api_docs(app, prefix=prefix)
     install_probes(app, database_answers(db.engine), name=SERVICE_DATASET)  # /livez, /readyz for Kubernetes
     return app

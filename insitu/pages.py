@@ -7,15 +7,20 @@
   origin (``Referrer-Policy: same-origin``);
 - ``login_redirect``: a browser without a session is sent to the service's login (the hub's OAuth),
   which brings it back to the page it asked for (``next``: path and query);
-- ``page_templates``: the Jinja environment every service renders its pages with.
+- ``page_templates``: the Jinja environment every service renders its pages with;
+- ``PageExit`` and ``install_page_exits``: a page's dependency (login, role, CSRF token, the record the
+  page is about) ends the request by raising ``PageExit(response)`` (``LoginRequired``: the login
+  redirect; otherwise a page saying why not), and the app's exception handler answers that response, so
+  handlers receive what they need and never test what they got (the FastAPI full-stack template's
+  ``api/deps.py`` style: ``Annotated[X, Depends(...)]``).
 """
 from __future__ import annotations
 
 import os
 from urllib.parse import quote
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 PAGE_HEADERS = {
@@ -41,3 +46,27 @@ def page_templates(*folders: str | os.PathLike) -> Environment:
     wins), HTML autoescaped, block tags trimmed (``trim_blocks``, ``lstrip_blocks``)."""
     return Environment(loader=FileSystemLoader([str(f) for f in folders]), autoescape=select_autoescape(["html"]),
                        trim_blocks=True, lstrip_blocks=True)
+
+
+class PageExit(Exception):
+    """Ends a page before its handler runs: the app answers ``response`` (see ``install_page_exits``)."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class LoginRequired(PageExit):
+    """No login: the browser is sent to the service's login, which brings it back here (``login_redirect``)."""
+
+    def __init__(self, request: Request, prefix: str):
+        super().__init__(login_redirect(request, prefix))
+
+
+async def _answer_page_exit(request: Request, exc: PageExit) -> Response:
+    return exc.response
+
+
+def install_page_exits(app: FastAPI) -> None:
+    """Answer every ``PageExit`` a dependency or handler raises with its response."""
+    app.add_exception_handler(PageExit, _answer_page_exit)

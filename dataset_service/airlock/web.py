@@ -18,17 +18,19 @@ cookie is SameSite=Lax. A page without a login redirects to the hub's OAuth.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
-from insitu.identity import Identity, optional_identity, token_from_request
-from insitu.pages import login_redirect, page_response, page_templates
+from insitu.identity import Identity, OptionalIdentity, token_from_request
+from insitu.pages import LoginRequired, PageExit, page_response, page_templates
 
 from ..web.csrf import check_token, csrf_key, make_token
-from ..web.pages import nav as service_nav
+from ..web.deps import nav as service_nav
 
-from .deps import download_response, get_airlock, preview_response
+from .deps import AirlockDep, download_response, preview_response
 from .service import Airlock, AirlockError
 from .store import list_home
 from .tracing import TraceFailed
@@ -53,10 +55,6 @@ def _size(n: int | None) -> str:
 _env.filters["size"] = _size
 
 
-def _deps():
-    return get_airlock
-
-
 def _csrf_key(request: Request) -> bytes:
     from ..governance.deps import governance_settings
 
@@ -76,17 +74,41 @@ def _csrf_ok(request: Request, token: str) -> bool:
     return check_token(_csrf_key(request), _login_token(request), token)
 
 
-async def _posted_form(request: Request, who: Identity | None, back: str):
-    """The form a logged-in browser posted with this login's CSRF token, or the page refusing it."""
+async def _posted_form(request: Request, who: Identity | None, back: str, *, researcher: bool = False) -> FormData:
+    """The form a logged-in browser (a researcher's, with ``researcher``) posted with this login's CSRF token;
+    otherwise the page refusing it is raised (``PageExit``)."""
     if who is None:
-        return _refused(request, None, 401, "Your login has expired: log in again.", back)
+        raise PageExit(_refused(request, None, 401, "Your login has expired: log in again.",
+                                None if researcher else back))
+    if researcher:
+        _researcher(request, who)
     form = await request.form()
     if not _csrf_ok(request, str(form.get("csrf_token", ""))):
-        return _refused(request, who, 403, FORM_EXPIRED, back)
+        raise PageExit(_refused(request, who, 403, FORM_EXPIRED, back))
     return form
 
 
+def _person(request: Request, who: OptionalIdentity) -> Identity:
+    """A page's caller; a browser without a login is sent to log in."""
+    if who is None:
+        raise LoginRequired(request, _prefix(request))
+    return who
+
+
+def _researcher(request: Request, who: Identity) -> Identity:
+    if who.is_service or not who.has_role("researchers"):
+        raise PageExit(_refused(request, who, 403, ONLY_RESEARCHERS))
+    return who
+
+
+def _researcher_page(request: Request, who: Annotated[Identity, Depends(_person)]) -> Identity:
+    return _researcher(request, who)
+
+
+Person = Annotated[Identity, Depends(_person)]
+ResearcherPage = Annotated[Identity, Depends(_researcher_page)]
 FORM_EXPIRED = "The form expired or did not come from this site: reload the page and try again."
+ONLY_RESEARCHERS = "Only researchers ask for exports, from their own workspace home."
 TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 409: "That was not possible",
           503: "Please try again later"}
 
@@ -106,10 +128,6 @@ def _refused(request: Request, who: Identity | None, status: int, reason, back: 
 
 def _prefix(request: Request) -> str:
     return request.app.state.settings.service_prefix
-
-
-def _login(request: Request) -> RedirectResponse:
-    return login_redirect(request, _prefix(request))
 
 
 def _nav(who: Identity, prefix: str) -> list[dict]:
@@ -140,10 +158,7 @@ def _error_text(e: AirlockError) -> tuple[str, list]:
 
 
 @router.get("/exports", response_class=HTMLResponse)
-def exports_page(request: Request, who: Identity | None = Depends(optional_identity),
-                 airlock: Airlock = Depends(_deps())):
-    if who is None:
-        return _login(request)
+def exports_page(request: Request, who: Person, airlock: AirlockDep):
     if who.is_service:
         return _refused(request, who, 403, "These pages are for people.")
     with request.app.state.db.session() as s:
@@ -158,12 +173,8 @@ def exports_page(request: Request, who: Identity | None = Depends(optional_ident
 
 
 @router.get("/exports/new", response_class=HTMLResponse)
-def new_page(request: Request, draft: str | None = None, replaces: str | None = None,
-             who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
-    if who is None:
-        return _login(request)
-    if who.is_service or not who.has_role("researchers"):
-        return _refused(request, who, 403, "Only researchers ask for exports, from their own workspace home.")
+def new_page(request: Request, who: ResearcherPage, airlock: AirlockDep, draft: str | None = None,
+             replaces: str | None = None):
     if replaces:  # ask again after a return: the returned request's files, justification and session
         try:
             with request.app.state.db.session() as s:
@@ -192,15 +203,8 @@ def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: st
 
 
 @router.post("/exports/new")
-async def new_submit(request: Request, who: Identity | None = Depends(optional_identity),
-                     airlock: Airlock = Depends(_deps())):
-    if who is None:
-        return _refused(request, None, 401, "Your login has expired: log in again.")
-    if who.is_service or not who.has_role("researchers"):
-        return _refused(request, who, 403, "Only researchers ask for exports, from their own workspace home.")
-    form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
-        return _refused(request, who, 403, FORM_EXPIRED, f"{_prefix(request)}/exports/new")
+async def new_submit(request: Request, who: OptionalIdentity, airlock: AirlockDep):
+    form = await _posted_form(request, who, f"{_prefix(request)}/exports/new", researcher=True)
     names = [str(x) for x in form.getlist("files")]
     justification = str(form.get("justification", ""))
     session_id = str(form.get("session_id", "")) or None
@@ -231,12 +235,9 @@ async def new_submit(request: Request, who: Identity | None = Depends(optional_i
 
 
 @router.post("/exports/drafts/{draft_id}/discard")
-async def discard_draft(draft_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                        airlock: Airlock = Depends(_deps())):
+async def discard_draft(draft_id: str, request: Request, who: OptionalIdentity, airlock: AirlockDep):
     back = f"{_prefix(request)}/exports"
-    form = await _posted_form(request, who, back)
-    if isinstance(form, Response):
-        return form
+    await _posted_form(request, who, back)
     try:
         airlock.discard_draft(who, draft_id[:64])
     except AirlockError as e:
@@ -245,10 +246,7 @@ async def discard_draft(draft_id: str, request: Request, who: Identity | None = 
 
 
 @router.get("/exports/{request_id}", response_class=HTMLResponse)
-def detail_page(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                airlock: Airlock = Depends(_deps()), error: str | None = None):
-    if who is None:
-        return _login(request)
+def detail_page(request_id: str, request: Request, who: Person, airlock: AirlockDep, error: str | None = None):
     try:
         with request.app.state.db.session() as s:
             req = airlock.load(s, request_id)
@@ -268,12 +266,9 @@ def detail_page(request_id: str, request: Request, who: Identity | None = Depend
 
 
 @router.post("/exports/{request_id}/review")
-async def review_submit(request_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                        airlock: Airlock = Depends(_deps())):
+async def review_submit(request_id: str, request: Request, who: OptionalIdentity, airlock: AirlockDep):
     back = f"{_prefix(request)}/exports/{request_id[:64]}"
     form = await _posted_form(request, who, back)
-    if isinstance(form, Response):
-        return form
     decision = str(form.get("decision", ""))
     reason = str(form.get("reason", ""))
     files = None
@@ -296,10 +291,7 @@ async def review_submit(request_id: str, request: Request, who: Identity | None 
 
 
 @router.get("/exports/{request_id}/files/{file_id}/download")
-def download_page(request_id: str, file_id: int, request: Request,
-                  who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())):
-    if who is None:
-        return _login(request)
+def download_page(request_id: str, file_id: int, request: Request, who: Person, airlock: AirlockDep):
     try:
         return download_response(airlock, request.app.state.db, request_id, file_id, who)
     except HTTPException as e:  # said on a page: the browser followed a link
@@ -307,8 +299,8 @@ def download_page(request_id: str, file_id: int, request: Request,
 
 
 @router.get("/exports/{request_id}/files/{file_id}/preview.png")
-def preview_page(request_id: str, file_id: int, request: Request,
-                 who: Identity | None = Depends(optional_identity), airlock: Airlock = Depends(_deps())) -> Response:
+def preview_page(request_id: str, file_id: int, request: Request, who: OptionalIdentity,
+                 airlock: AirlockDep) -> Response:
     if who is None:
         raise HTTPException(401, "log in first")
     return preview_response(airlock, request.app.state.db, request_id, file_id, who)

@@ -1,16 +1,16 @@
 """The in-app notification list: API (for the hub home and scripts) and the page ``/notifications``."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from insitu.httpapi import BodyId
-from insitu.identity import Identity, current_identity, optional_identity
+from insitu.identity import Identity, current_identity
 
-from ..deps import READERS, get_session
+from ..deps import get_session
 from ..governance.service import aware
+from ..web.deps import DbSession, ReaderForm, ReaderPage, done, render
 from .service import Notifier
 
 router = APIRouter()
@@ -48,25 +48,13 @@ def mark_read(body: ReadIn, who: Identity = Depends(current_identity),
 
 
 @router.get("/notifications", include_in_schema=False)
-def page(request: Request, who: Identity | None = Depends(optional_identity),
-         s: Session = Depends(get_session, scope="function")):
-    from ..web.pages import need, render
-
-    who = need(request, who, READERS)
-    if isinstance(who, Response):
-        return who
+def page(request: Request, who: ReaderPage, s: DbSession):
     rows = Notifier.list_for(s, who.name, limit=100)
     return render(request, who, "notifications.html", items=[view(n) | {"at": aware(n.created_at)} for n in rows],
                   unread=Notifier.unread_count(s, who.name))
 
 
 @router.post("/notifications/read", include_in_schema=False)
-def page_read(request: Request, who: Identity | None = Depends(optional_identity),
-              s: Session = Depends(get_session, scope="function"), csrf_token: str = Form("")):
-    from ..web.pages import checked_post, done
-
-    who = checked_post(request, who, READERS, csrf_token)
-    if isinstance(who, Response):
-        return who
+def page_read(request: Request, who: ReaderForm, s: DbSession):
     Notifier.mark_read(s, who.name, None)
     return done(request, "/notifications", "read")

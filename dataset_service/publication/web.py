@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from insitu.identity import Identity, optional_identity
-
-from ..deps import get_session
 from ..models import Dataset, DatasetState
+from ..web.deps import DbSession, ManagerForm, done, error_page, render
 from .citation import bibtex, datacite, ro_crate
 from .service import base_of, mint_after_publish, publish_settings, record
 
@@ -43,9 +41,7 @@ def _missing(dataset_id: str) -> JSONResponse:
 
 
 @router.get("/public/datasets/{dataset_id}", response_class=HTMLResponse)
-def public_page(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
-    from ..web.pages import error_page, render
-
+def public_page(dataset_id: str, request: Request, s: DbSession):
     ds = _published(s, dataset_id)
     if ds is None:
         return error_page(request, None, 404, "No such published dataset",
@@ -66,28 +62,22 @@ def _document(dataset_id: str, request: Request, s: Session, make, media_type: s
 
 
 @router.get("/public/datasets/{dataset_id}/datacite.json")
-def public_datacite(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+def public_datacite(dataset_id: str, request: Request, s: DbSession):
     return _document(dataset_id, request, s, datacite, "application/vnd.api+json")
 
 
 @router.get("/public/datasets/{dataset_id}/citation.bib")
-def public_bibtex(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+def public_bibtex(dataset_id: str, request: Request, s: DbSession):
     return _document(dataset_id, request, s, bibtex, "application/x-bibtex; charset=utf-8")
 
 
 @router.get("/public/datasets/{dataset_id}/ro-crate-metadata.json")
-def public_ro_crate(dataset_id: str, request: Request, s: Session = Depends(get_session, scope="function")):
+def public_ro_crate(dataset_id: str, request: Request, s: DbSession):
     return _document(dataset_id, request, s, ro_crate, "application/ld+json")
 
 
 @router.post("/manage/datasets/{dataset_id}/doi")
-def register_doi(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                 s: Session = Depends(get_session, scope="function"), csrf_token: str = Form("")):
-    from ..web.pages import checked_post, done, error_page
-
-    who = checked_post(request, who, ("data-managers",), csrf_token)
-    if isinstance(who, Response):
-        return who
+def register_doi(dataset_id: str, request: Request, who: ManagerForm, s: DbSession):
     back = f"{request.app.state.settings.service_prefix}/manage"
     if _published(s, dataset_id) is None:
         return error_page(request, who, 404, "No such published dataset",

@@ -20,22 +20,20 @@ import hashlib
 import re
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from insitu.httpapi import unprocessable
-from insitu.identity import Identity, optional_identity, require_roles
+from insitu.identity import Identity, require_roles
 from insitu.names import SERVICE_TRACER
 from insitu.trace import Action
 
 from ..governance.deps import get_governance
 from ..governance.service import Governance
 from ..governance.tracing import TraceFailed
-from .pages import checked_post, error_page, need, render
+from .deps import AuditorForm, AuditorPage, error_page, render
 
 router = APIRouter()
 LOGIN_RE = re.compile(r"^[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]{0,127}$")
-AUDITORS = ("auditors",)
 
 
 class LookupError_(ValueError):
@@ -66,20 +64,13 @@ def tracer_link(pseudonym: str) -> str:
 
 
 @router.get("/audit/people", include_in_schema=False)
-def people_page(request: Request, who: Identity | None = Depends(optional_identity)):
-    who = need(request, who, AUDITORS)
-    if isinstance(who, Response):
-        return who
+def people_page(request: Request, who: AuditorPage):
     return render(request, who, "audit_people.html", result=None, error=None, login="", reason="")
 
 
 @router.post("/audit/people", include_in_schema=False)
-def people_lookup(request: Request, who: Identity | None = Depends(optional_identity),
-                  gov: Governance = Depends(get_governance), csrf_token: str = Form(""),
+def people_lookup(request: Request, who: AuditorForm, gov: Governance = Depends(get_governance),
                   login: str = Form("", max_length=4000), reason: str = Form("", max_length=4000)):
-    who = checked_post(request, who, AUDITORS, csrf_token)
-    if isinstance(who, Response):
-        return who
     try:
         login, reason = _check(login, reason)
     except LookupError_ as e:  # shown in the form, which keeps what was typed

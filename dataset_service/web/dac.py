@@ -13,22 +13,23 @@ the requester changed.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from insitu.identity import Identity, optional_identity
+from insitu.identity import Identity
 
-from ..deps import get_session
-from ..governance.deps import get_governance
+from ..governance.deps import GovernanceDep
 from ..governance.models import AccessRequest, Grant, SessionDataset, WorkSession
-from ..governance.service import Governance, aware
+from ..governance.service import aware
 from . import views
 from .history import rounds_of
-from .pages import error_page, need, render
+from .deps import DacPage, DbSession, error_page, page_login, prefix_of, render
 
 router = APIRouter(include_in_schema=False)
+RequestReader = Annotated[Identity, Depends(page_login("researchers", "dac", "auditors"))]
 
 
 def can_see(who: Identity, req: AccessRequest) -> bool:
@@ -37,11 +38,7 @@ def can_see(who: Identity, req: AccessRequest) -> bool:
 
 
 @router.get("/requests/{request_id}")
-def request_page(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-                 s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
-    who = need(request, who, ("researchers", "dac", "auditors"))
-    if isinstance(who, Response):
-        return who
+def request_page(request_id: int, request: Request, who: RequestReader, s: DbSession, gov: GovernanceDep):
     req = s.get(AccessRequest, request_id)
     if req is None or not can_see(who, req):  # the same answer for "none" and "not yours"
         return error_page(request, who, 404, "No such request", f"There is no request #{request_id} you may see.")
@@ -65,13 +62,9 @@ def sessions_stopped_by(s: Session, grant: Grant) -> list[dict]:
 
 
 @router.get("/dac/grants/{grant_id}/revoke")
-def revoke_confirm(grant_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
-    who = need(request, who, ("dac",))
-    if isinstance(who, Response):
-        return who
+def revoke_confirm(grant_id: int, request: Request, who: DacPage, s: DbSession, gov: GovernanceDep):
     g = s.get(Grant, grant_id)
-    back = views_prefix(request) + "/dac"
+    back = prefix_of(request).rstrip("/") + "/dac"
     if g is None:
         return error_page(request, who, 404, "No such grant", f"There is no grant #{grant_id}.", back)
     row = views.grant_row(g, gov, views.dataset_names(s))
@@ -79,7 +72,3 @@ def revoke_confirm(grant_id: int, request: Request, who: Identity | None = Depen
         return error_page(request, who, 409, "Nothing to revoke", f"Grant #{grant_id} is {row['status']}.", back)
     others = [x for x, _ in gov.grants_in_force(s, projects=[g.project], dataset_ids=[g.dataset_id]) if x.id != g.id]
     return render(request, who, "revoke.html", g=row, sessions=sessions_stopped_by(s, g), other_grants=len(others))
-
-
-def views_prefix(request: Request) -> str:
-    return request.app.state.settings.service_prefix.rstrip("/")

@@ -16,31 +16,28 @@ error page with the 4xx status and the reason, nothing changed.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from insitu.identity import Identity, optional_identity
+from insitu.identity import Identity
+from insitu.trace_client import TraceFailed
 
 from ..catalogue import FILTERS, BadQuery, study_query
-from ..deps import get_session, get_settings
-from ..governance.deps import get_governance
+from ..deps import get_settings
+from ..governance.deps import GovernanceDep
 from ..governance.models import SessionDataset, WorkSession
 from ..governance.service import Governance, aware
 from ..models import Dataset, DatasetState, IndexRun, IndexSkip, Study
 from ..selection import RequestError, unsafe_studies
 from ..settings import Settings
 from . import views
-from .pages import checked_post, done, error_page, need, render
+from .deps import (DbSession, ManagedDataset, ManagedDatasetForm, ManagerForm, ManagerJson, ManagerPage, done,
+                   error_page, prefix_of, render)
 
 router = APIRouter(include_in_schema=False)
-MANAGERS = ("data-managers",)
 META = ("name", "description", "license", "tags", "contact")
-
-
-def _prefix(request: Request) -> str:
-    return request.app.state.settings.service_prefix
 
 
 def _pydantic_reason(e: ValidationError) -> str:
@@ -51,30 +48,13 @@ def _pydantic_reason(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _dataset(request: Request, who: Identity, s: Session, dataset_id: str) -> Dataset | Response:
-    ds = s.get(Dataset, dataset_id[:64])
-    if ds is None:
-        return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",
-                          f"{_prefix(request)}/manage")
-    return ds
-
-
-def _untraced(e: Exception) -> bool:
-    """The tracer refused or could not be reached: the step was not recorded, so nothing changed."""
-    return type(e).__module__.startswith(("tracer", "insitu"))
-
-
 def _tags(text: str) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 # --- indexing ------------------------------------------------------------------------------------
 @router.get("/manage/index", response_class=HTMLResponse)
-def index_page(request: Request, who: Identity | None = Depends(optional_identity),
-               s: Session = Depends(get_session, scope="function")):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return who
+def index_page(request: Request, who: ManagerPage, s: DbSession):
     runs = []
     for r in s.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(20)):
         st = r.stats or {}
@@ -91,15 +71,11 @@ def index_page(request: Request, who: Identity | None = Depends(optional_identit
 
 
 @router.post("/manage/index")
-def start_index(request: Request, who: Identity | None = Depends(optional_identity),
-                s: Session = Depends(get_session, scope="function"), csrf_token: str = Form("")):
-    who = checked_post(request, who, MANAGERS, csrf_token)
-    if isinstance(who, Response):
-        return who
+def start_index(request: Request, who: ManagerForm, s: DbSession):
     if s.scalar(select(func.count()).select_from(IndexRun).where(IndexRun.finished_at.is_(None))):
         return error_page(request, who, 409, "Indexing is already running",
                           "An indexing run has not finished yet: wait for it, its result appears on this page.",
-                          f"{_prefix(request)}/manage/index")
+                          f"{prefix_of(request)}/manage/index")
     from ..api.admin import run_index
 
     run_index(request.app, who.name)
@@ -121,11 +97,7 @@ def selection_count(s: Session, settings: Settings, filters: dict) -> dict:
 
 
 @router.get("/manage/count")
-def count(request: Request, who: Identity | None = Depends(optional_identity),
-          s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings)):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return JSONResponse({"error": "log in as a data manager"}, status_code=who.status_code)
+def count(request: Request, who: ManagerJson, s: DbSession, settings: Settings = Depends(get_settings)):
     try:
         return selection_count(s, settings, _filters(request.query_params))
     except BadQuery as e:
@@ -146,16 +118,12 @@ def _new_form(request: Request, who: Identity, s: Session, settings: Settings, *
 
 
 @router.get("/manage/new", response_class=HTMLResponse)
-def new_page(request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
+def new_page(request: Request, who: ManagerPage, s: DbSession, settings: Settings = Depends(get_settings),
              previous: str = ""):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return who
     prev = s.get(Dataset, previous[:64]) if previous else None
     if previous and prev is None:
         return error_page(request, who, 404, "No such dataset", f"There is no dataset {previous[:64]!r} to follow.",
-                          f"{_prefix(request)}/manage")
+                          f"{prefix_of(request)}/manage")
     meta = {"name": "", "description": "", "license": "", "tags": "", "contact": ""}
     if prev is not None:  # a new version starts from its predecessor's metadata
         meta = {"name": prev.name, "description": prev.description or "", "license": prev.license or "",
@@ -167,13 +135,9 @@ def new_page(request: Request, who: Identity | None = Depends(optional_identity)
 
 
 @router.post("/manage/new")
-async def create_from_query(request: Request, who: Identity | None = Depends(optional_identity),
-                            s: Session = Depends(get_session, scope="function"),
+async def create_from_query(request: Request, who: ManagerForm, s: DbSession,
                             settings: Settings = Depends(get_settings)):
     form = await request.form()
-    who = checked_post(request, who, MANAGERS, str(form.get("csrf_token", "")))
-    if isinstance(who, Response):
-        return who
     from ..builder import create_dataset
     from ..schemas import DatasetCreate
 
@@ -199,22 +163,16 @@ async def create_from_query(request: Request, who: Identity | None = Depends(opt
         dataset_id = create_dataset(settings, request.app.state.db, actor=who.name, **body.model_dump(mode="json"))
     except RequestError as e:
         return again(str(e), e.status)
-    except Exception as e:  # the tracer refused or is down: nothing was made
-        if _untraced(e):
-            return again("The dataset could not be recorded in the audit trail, so nothing was made. "
-                         "Try again later.", 503)
-        raise
+    except TraceFailed:  # the tracer refused or is down: nothing was made
+        return again("The dataset could not be recorded in the audit trail, so nothing was made. "
+                     "Try again later.", 503)
     request.app.state.builds.submit(dataset_id)
     return done(request, "/manage", "building", dataset=dataset_id)
 
 
 # --- progress (the pages poll it) ------------------------------------------------------------------
 @router.get("/manage/progress")
-def progress(request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session, scope="function")):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return JSONResponse({"error": "log in as a data manager"}, status_code=who.status_code)
+def progress(request: Request, who: ManagerJson, s: DbSession):
     building = []
     for d in s.scalars(select(Dataset).where(Dataset.state == DatasetState.building)):
         total, n = d.progress_total or 0, d.progress_done or 0
@@ -231,33 +189,19 @@ def _edit_form(request, who, ds: Dataset, values: dict, error: str | None = None
 
 
 @router.get("/manage/datasets/{dataset_id}/edit", response_class=HTMLResponse)
-def edit_page(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-              s: Session = Depends(get_session, scope="function")):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return who
-    ds = _dataset(request, who, s, dataset_id)
-    if isinstance(ds, Response):
-        return ds
+def edit_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: DbSession):
     values = {"description": ds.description or "", "license": ds.license or "", "tags": ", ".join(ds.tags or []),
               "contact": ds.contact or ""}
     return _edit_form(request, who, ds, values)
 
 
 @router.post("/manage/datasets/{dataset_id}/edit")
-def edit(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-         s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
-         csrf_token: str = Form(""), description: str = Form(""), license: str = Form(""), tags: str = Form(""),
-         contact: str = Form("")):
-    who = checked_post(request, who, MANAGERS, csrf_token)
-    if isinstance(who, Response):
-        return who
+def edit(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: DbSession,
+         settings: Settings = Depends(get_settings), description: str = Form(""), license: str = Form(""),
+         tags: str = Form(""), contact: str = Form("")):
     from ..operations import Conflict, NotFound, update_metadata
     from ..schemas import DatasetUpdate
 
-    ds = _dataset(request, who, s, dataset_id)
-    if isinstance(ds, Response):
-        return ds
     values = {"description": description[:10000], "license": license[:200], "tags": tags[:2000],
               "contact": contact[:255]}
     try:
@@ -268,14 +212,12 @@ def edit(dataset_id: str, request: Request, who: Identity | None = Depends(optio
     try:
         update_metadata(settings, request.app.state.db, ds.id, body.model_dump(exclude_unset=True), who.name)
     except NotFound as e:
-        return error_page(request, who, 404, "No such dataset", str(e), f"{_prefix(request)}/manage")
+        return error_page(request, who, 404, "No such dataset", str(e), f"{prefix_of(request)}/manage")
     except Conflict as e:
         return _edit_form(request, who, ds, values, str(e), 409)
-    except Exception as e:
-        if _untraced(e):
-            return _edit_form(request, who, ds, values, "The change could not be recorded in the audit trail, "
-                                                          "so nothing was changed. Try again later.", 503)
-        raise
+    except TraceFailed:  # the tracer refused or is down: nothing changed
+        return _edit_form(request, who, ds, values, "The change could not be recorded in the audit trail, "
+                                                      "so nothing was changed. Try again later.", 503)
     return done(request, f"/datasets/{ds.id}", "edited")
 
 
@@ -291,15 +233,8 @@ def invalidation_effects(s: Session, gov: Governance, dataset_id: str) -> dict:
 
 
 @router.get("/manage/datasets/{dataset_id}/invalidate", response_class=HTMLResponse)
-def invalidate_page(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                    s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
+def invalidate_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: DbSession, gov: GovernanceDep,
                     reason: str = ""):
-    who = need(request, who, MANAGERS)
-    if isinstance(who, Response):
-        return who
-    ds = _dataset(request, who, s, dataset_id)
-    if isinstance(ds, Response):
-        return ds
     return _invalidate_form(request, who, s, gov, ds, reason)
 
 
@@ -310,19 +245,12 @@ def _invalidate_form(request, who, s, gov, ds: Dataset, reason: str, error: str 
 
 
 @router.post("/manage/datasets/{dataset_id}/invalidate")
-def invalidate(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-               s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-               settings: Settings = Depends(get_settings), csrf_token: str = Form(""), reason: str = Form("")):
-    who = checked_post(request, who, MANAGERS, csrf_token)
-    if isinstance(who, Response):
-        return who
+def invalidate(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: DbSession, gov: GovernanceDep,
+               settings: Settings = Depends(get_settings), reason: str = Form("")):
     from ..operations import Conflict, NotFound, transition
     from ..states import MIN_INVALIDATION_REASON
 
-    back = f"{_prefix(request)}/manage"
-    ds = _dataset(request, who, s, dataset_id)
-    if isinstance(ds, Response):
-        return ds
+    back = f"{prefix_of(request)}/manage"
 
     def again(error: str, status: int) -> HTMLResponse:
         return _invalidate_form(request, who, s, gov, ds, reason, error, status)
@@ -337,9 +265,7 @@ def invalidate(dataset_id: str, request: Request, who: Identity | None = Depends
         return error_page(request, who, 404, "No such dataset", str(e), back)
     except Conflict as e:
         return again(str(e), 409)
-    except Exception as e:  # the tracer refused or is down: nothing changed
-        if _untraced(e):
-            return again("The invalidation could not be recorded in the audit trail, so nothing was changed. "
-                         "Try again later.", 503)
-        raise
+    except TraceFailed:  # the tracer refused or is down: nothing changed
+        return again("The invalidation could not be recorded in the audit trail, so nothing was changed. "
+                     "Try again later.", 503)
     return done(request, "/manage", "state")

@@ -16,130 +16,29 @@ refuses it, an error page with the 4xx status and the reason.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from insitu.identity import Identity, optional_identity, token_from_request
-from insitu.pages import login_redirect, page_response, page_templates
-from insitu.navigation import platform_nav
+from insitu.identity import Identity
+from insitu.trace_client import TraceFailed
 
-from ..deps import READERS, get_session, get_settings
-from ..governance.deps import GOVERNANCE_ERRORS, get_governance, governance_settings
+from ..deps import get_settings
+from ..governance.deps import GOVERNANCE_ERRORS, GovernanceDep
 from ..governance.rules import RuleViolation
-from ..governance.service import Governance, SessionRefusedError
-from ..governance.tracing import TraceFailed
+from ..governance.service import Governance
 from ..models import Dataset
 from ..settings import Settings
 from . import views
-from .csrf import check_token, csrf_key, make_token
+from .deps import (DacForm, DacPage, DbSession, ManagerForm, ManagerPage, ReaderPage, ResearcherForm,
+                   ResearcherPage, done, error_page, prefix_of, refused, render)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-env = page_templates(HERE / "templates")
-env.filters["date"] = views.fmt_date
-env.filters["time"] = views.fmt_time
 
 router = APIRouter(include_in_schema=False)
-
-ROLE_WORDS = {"researchers": "researchers", "data-managers": "data managers", "dac": "the data access committee",
-              "auditors": "auditors"}
-NOTICES = {
-    "requested": "Your request was sent to the data access committee.",
-    "withdrawn": "The request was withdrawn.",
-    "resubmitted": "The request was resubmitted for review.",
-    "voted": "Your vote was recorded.",
-    "changes": "The requester was asked for changes.",
-    "revoked": "The grant was revoked. Workspaces using it are being stopped.",
-    "state": "The dataset's state was changed.",
-    "read": "Every notification is marked read.",
-    "indexing": "Indexing started: this page shows the run when it ends.",
-    "building": "The dataset is being built: its progress shows below.",
-    "edited": "The metadata was changed (and traced).",
-    "doi": "The DOI was registered.",
-}
-
-
-class PageError(Exception):
-    def __init__(self, status: int, title: str, reason: str):
-        self.status, self.title, self.reason = status, title, reason
-
-
-def _prefix(request: Request) -> str:
-    return request.app.state.settings.service_prefix
-
-
-def _key(request: Request) -> bytes:
-    gs = governance_settings(request)
-    return csrf_key(gs.csrf_secret, request.app.state.settings.hub_api_token)
-
-
-def _login_token(request: Request) -> str:
-    return token_from_request(request, request.app.state.hub_auth.config.cookie_name)
-
-
-def nav(who: Identity, prefix: str) -> list[dict]:
-    """The platform's one bar (``insitu.navigation``), as on the hub's home: back home, the catalogue's
-    pages, the airlock, the audit trail, each for the roles that can use it."""
-    return platform_nav(who.roles, catalogue=prefix)
-
-
-def render(request: Request, who: Identity | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
-    prefix = _prefix(request)
-    notice = NOTICES.get(request.query_params.get("notice", ""))
-    html = env.get_template(template).render(
-        prefix=prefix, who=who, nav=nav(who, prefix) if who else [], notice=notice,
-        csrf_token=make_token(_key(request), _login_token(request)) if who else "",
-        path=request.url.path, roles=sorted(who.roles) if who else [], status=status, **ctx)
-    return page_response(html, status)
-
-
-def error_page(request: Request, who: Identity | None, status: int, title: str, reason: str,
-               back: str | None = None) -> HTMLResponse:
-    return render(request, who, "error.html", status=status, title=title, reason=reason,
-                  back=back or _prefix(request) + "/")
-
-
-def need(request: Request, who: Identity | None, roles: Iterable[str]) -> Identity | Response:
-    """The identity when it holds one of ``roles``; a login redirect or a 403 page otherwise."""
-    if who is None:
-        if request.method == "GET":
-            return login_redirect(request, _prefix(request))
-        return error_page(request, None, 401, "Please log in", "Your login has expired; log in again.")
-    if not who.has_role(*roles):
-        return error_page(request, who, 403, "Not for your role",
-                          f"This page is for {' and '.join(ROLE_WORDS.get(r, r) for r in roles)}. "
-                          "Ask an administrator if you need access.")
-    return who
-
-
-def checked_post(request: Request, who: Identity | None, roles: Iterable[str], csrf_token: str) -> Identity | Response:
-    if who is None:
-        return error_page(request, None, 401, "Please log in", "Your login has expired; log in again.")
-    if not check_token(_key(request), _login_token(request), csrf_token):
-        return error_page(request, who, 403, "Form expired",
-                          "The form's security token is missing or does not match your login. Reload the page "
-                          "and try again.")
-    return need(request, who, roles)
-
-
-def refused(request: Request, who: Identity, e: Exception, back: str) -> HTMLResponse:
-    if isinstance(e, RuleViolation):
-        return error_page(request, who, e.status, "That was not possible", e.reason, back)
-    if isinstance(e, SessionRefusedError):
-        return error_page(request, who, 403, "That was not possible", e.reason, back)
-    if isinstance(e, TraceFailed):
-        return error_page(request, who, 503, "Please try again later",
-                          "The action could not be recorded in the audit trail, so nothing was changed.", back)
-    return error_page(request, who, 503, "Please try again later", "The hub cannot be reached.", back)
-
-
-def done(request: Request, path: str, notice: str, **params) -> RedirectResponse:
-    q = urlencode({"notice": notice, **params})
-    return RedirectResponse(f"{_prefix(request)}{path}?{q}", status_code=303)
 
 
 def _int(value: str, name: str) -> int:
@@ -162,12 +61,8 @@ def static(name: str):
 
 # --- catalogue ----------------------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
-def catalogue_page(request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session, scope="function"), q: str = "", modality: str = "", body_part: str = "",
-                   cancer_type: str = "", license: str = ""):
-    who = need(request, who, READERS)
-    if isinstance(who, Response):
-        return who
+def catalogue_page(request: Request, who: ReaderPage, s: DbSession, q: str = "", modality: str = "",
+                   body_part: str = "", cancer_type: str = "", license: str = ""):
     filters = {k: v[:64] for k, v in dict(q=q, modality=modality, body_part=body_part, cancer_type=cancer_type,
                                           license=license).items()}
     data = views.catalogue(s, **filters)
@@ -176,12 +71,8 @@ def catalogue_page(request: Request, who: Identity | None = Depends(optional_ide
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_detail(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
+def dataset_detail(dataset_id: str, request: Request, who: ReaderPage, s: DbSession, gov: GovernanceDep,
                    settings: Settings = Depends(get_settings)):
-    who = need(request, who, READERS)
-    if isinstance(who, Response):
-        return who
     ds = s.get(Dataset, dataset_id[:64])
     sees_all = who.has_role("data-managers", "dac", "auditors")
     if ds is None or not (sees_all or views.state_value(ds.state) in views.CATALOGUE_STATES + ("invalidated",)):
@@ -208,14 +99,10 @@ def gov_spawn_url(request: Request) -> str:
 
 
 @router.post("/datasets/{dataset_id}/request")
-def request_access(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-                   csrf_token: str = Form(""), project: str = Form(""), purpose: str = Form(""),
-                   intended_use: str = Form(""), duration_days: str = Form(""), extends_grant_id: str = Form("")):
-    who = checked_post(request, who, ("researchers",), csrf_token)
-    if isinstance(who, Response):
-        return who
-    back = f"{_prefix(request)}/datasets/{quote(dataset_id)}"
+def request_access(dataset_id: str, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep,
+                   project: str = Form(""), purpose: str = Form(""), intended_use: str = Form(""),
+                   duration_days: str = Form(""), extends_grant_id: str = Form("")):
+    back = f"{prefix_of(request)}/datasets/{quote(dataset_id)}"
     try:
         gov.submit(s, requester=who.name, requester_projects=who.projects, dataset_id=dataset_id[:64],
                    project=project, purpose=purpose, intended_use=intended_use,
@@ -229,54 +116,36 @@ def request_access(dataset_id: str, request: Request, who: Identity | None = Dep
 
 # --- researcher ----------------------------------------------------------------
 @router.get("/my/requests", response_class=HTMLResponse)
-def my_requests_page(request: Request, who: Identity | None = Depends(optional_identity),
-                     s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
-    who = need(request, who, ("researchers",))
-    if isinstance(who, Response):
-        return who
+def my_requests_page(request: Request, who: ResearcherPage, s: DbSession, gov: GovernanceDep):
     gov.expire_stale_requests(s)
     return render(request, who, "my_requests.html", requests=views.my_requests(s, gov, who.name),
                   quorum=gov.policy.approvals_required, max_days=gov.policy.max_duration_days)
 
 
 @router.post("/my/requests/{request_id}/withdraw")
-def withdraw(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-             csrf_token: str = Form("")):
-    who = checked_post(request, who, ("researchers",), csrf_token)
-    if isinstance(who, Response):
-        return who
+def withdraw(request_id: int, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep):
     try:
         gov.withdraw(s, request_id, actor=who.name)
     except GOVERNANCE_ERRORS as e:
         s.rollback()
-        return refused(request, who, e, f"{_prefix(request)}/my/requests")
+        return refused(request, who, e, f"{prefix_of(request)}/my/requests")
     return done(request, "/my/requests", "withdrawn")
 
 
 @router.post("/my/requests/{request_id}/resubmit")
-def resubmit(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-             csrf_token: str = Form(""), purpose: str = Form(""), intended_use: str = Form(""),
-             duration_days: str = Form("")):
-    who = checked_post(request, who, ("researchers",), csrf_token)
-    if isinstance(who, Response):
-        return who
+def resubmit(request_id: int, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep,
+             purpose: str = Form(""), intended_use: str = Form(""), duration_days: str = Form("")):
     try:
         gov.resubmit(s, request_id, actor=who.name, purpose=purpose, intended_use=intended_use,
                      duration_days=_int(duration_days, "the duration"))
     except GOVERNANCE_ERRORS as e:
         s.rollback()
-        return refused(request, who, e, f"{_prefix(request)}/my/requests")
+        return refused(request, who, e, f"{prefix_of(request)}/my/requests")
     return done(request, "/my/requests", "resubmitted")
 
 
 @router.get("/my/grants", response_class=HTMLResponse)
-def my_grants_page(request: Request, who: Identity | None = Depends(optional_identity),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
-    who = need(request, who, ("researchers",))
-    if isinstance(who, Response):
-        return who
+def my_grants_page(request: Request, who: ResearcherPage, s: DbSession, gov: GovernanceDep):
     grants = views.project_grants(s, gov, who.projects) if who.projects else []
     return render(request, who, "my_grants.html", active=[g for g in grants if g["status"] == "active"],
                   ended=[g for g in grants if g["status"] != "active"])
@@ -284,24 +153,16 @@ def my_grants_page(request: Request, who: Identity | None = Depends(optional_ide
 
 # --- committee ----------------------------------------------------------------
 @router.get("/dac", response_class=HTMLResponse)
-def dac_page(request: Request, who: Identity | None = Depends(optional_identity),
-             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
-    who = need(request, who, ("dac",))
-    if isinstance(who, Response):
-        return who
+def dac_page(request: Request, who: DacPage, s: DbSession, gov: GovernanceDep):
     gov.expire_stale_requests(s)
     return render(request, who, "dac.html", q=views.dac_queue(s, gov), quorum=gov.policy.approvals_required,
                   my_projects=who.projects, form_error=None)
 
 
 @router.post("/dac/requests/{request_id}/review")
-def review(request_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-           csrf_token: str = Form(""), decision: str = Form(""), reason: str = Form("")):
-    who = checked_post(request, who, ("dac",), csrf_token)
-    if isinstance(who, Response):
-        return who
-    back = f"{_prefix(request)}/dac"
+def review(request_id: int, request: Request, who: DacForm, s: DbSession, gov: GovernanceDep,
+           decision: str = Form(""), reason: str = Form("")):
+    back = f"{prefix_of(request)}/dac"
     if decision in ("reject", "changes") and len(reason.strip()) < 3:  # shown in the form, not on its own page
         return dac_form_error(request, who, s, gov, request_id, reason,
                               "Say why: a reason of at least 3 characters is required to "
@@ -331,27 +192,19 @@ def dac_form_error(request: Request, who: Identity, s: Session, gov: Governance,
 
 
 @router.post("/dac/grants/{grant_id}/revoke")
-def revoke(grant_id: int, request: Request, who: Identity | None = Depends(optional_identity),
-           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
-           csrf_token: str = Form(""), reason: str = Form("")):
-    who = checked_post(request, who, ("dac",), csrf_token)
-    if isinstance(who, Response):
-        return who
+def revoke(grant_id: int, request: Request, who: DacForm, s: DbSession, gov: GovernanceDep,
+           reason: str = Form("")):
     try:
         gov.revoke(s, grant_id, actor=who.name, reason=reason)
     except GOVERNANCE_ERRORS as e:
         s.rollback()
-        return refused(request, who, e, f"{_prefix(request)}/dac")
+        return refused(request, who, e, f"{prefix_of(request)}/dac")
     return done(request, "/dac", "revoked")
 
 
 # --- data manager ----------------------------------------------------------------
 @router.get("/manage", response_class=HTMLResponse)
-def manage_page(request: Request, who: Identity | None = Depends(optional_identity),
-                s: Session = Depends(get_session, scope="function")):
-    who = need(request, who, ("data-managers",))
-    if isinstance(who, Response):
-        return who
+def manage_page(request: Request, who: ManagerPage, s: DbSession):
     rows = views.manager_datasets(s)
     counts = {}
     for r in rows:
@@ -361,16 +214,12 @@ def manage_page(request: Request, who: Identity | None = Depends(optional_identi
 
 
 @router.post("/manage/datasets/{dataset_id}/state")
-def change_state(dataset_id: str, request: Request, who: Identity | None = Depends(optional_identity),
-                 settings: Settings = Depends(get_settings), csrf_token: str = Form(""), state: str = Form(""),
-                 reason: str = Form("")):
-    who = checked_post(request, who, ("data-managers",), csrf_token)
-    if isinstance(who, Response):
-        return who
+def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: Settings = Depends(get_settings),
+                 state: str = Form(""), reason: str = Form("")):
     from ..models import DatasetState
     from ..operations import Conflict, NotFound, transition
 
-    back = f"{_prefix(request)}/manage"
+    back = f"{prefix_of(request)}/manage"
     try:
         target = DatasetState(state)
     except ValueError:
@@ -384,11 +233,9 @@ def change_state(dataset_id: str, request: Request, who: Identity | None = Depen
         return error_page(request, who, 404, "No such dataset", str(e), back)
     except Conflict as e:
         return error_page(request, who, 409, "That was not possible", str(e), back)
-    except Exception as e:  # the tracer refused or is down: nothing changed
-        if type(e).__module__.startswith("tracer"):
-            return error_page(request, who, 503, "Please try again later",
-                              "The change could not be recorded in the audit trail, so nothing was changed.", back)
-        raise
+    except TraceFailed:  # the tracer refused or is down: nothing changed
+        return error_page(request, who, 503, "Please try again later",
+                          "The change could not be recorded in the audit trail, so nothing was changed.", back)
     if target.value == "published":  # a DOI when the platform has a registry
         from ..publication.service import mint_after_publish
 
