@@ -10,7 +10,9 @@ Rules (each has a test that tries to break it)
   review per reviewer; reviews only while the request is pending.
 - ``quorum`` approvals of distinct reviewers release a request; one rejection
   rejects it; one "return for changes" returns it (terminal: the researcher
-  files a new request that names the old one in ``replaces``).
+  files a new request that names the old one in ``replaces``). Who may review
+  and what the reviews decide is the platform's one review rule
+  (``insitu/review.py``, shared with access governance).
 - Files leave only from an ``approved`` request and only to its requester;
   nobody else (reviewers, auditors, admins, services) downloads anything.
 - Reviewers see previews (tables, text, downscaled images); the requester and
@@ -33,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity
+from insitu.review import Ballot, Refusal, counts, outcome, refusal
 
 from ..governance.models import WorkSession
 from insitu.trace import Action
@@ -77,6 +80,11 @@ def _aware(t):
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _ballots(req: ExportRequest) -> list[Ballot]:
+    """The request's reviews for the review rule (one round: a returned request is followed by a new one)."""
+    return [Ballot(r.reviewer, r.decision) for r in req.reviews]
 
 
 class Airlock:
@@ -345,13 +353,14 @@ class Airlock:
             raise AirlockError(400, f"decision must be one of {', '.join(DECISIONS)}")
         if not self.is_reviewer(who):
             raise AirlockError(403, f"only {', '.join(self.settings.reviewer_roles)} review export requests")
-        if who.name == req.requester:
+        why = refusal(who.name, requester=req.requester, ballots=_ballots(req))
+        if why is Refusal.own:
             raise AirlockError(403, "you cannot review your own export request")
         try:
             check_transition(req.state, ExportState.approved.value)
         except TransitionRefused as e:
             raise AirlockError(409, str(e))
-        if any(r.reviewer == who.name for r in req.reviews):
+        if why is Refusal.again:
             raise AirlockError(409, "you have already reviewed this request")
         reason = (reason or "").strip()
         per_file = self._file_decisions(req, files) if files is not None else None
@@ -373,10 +382,11 @@ class Airlock:
         now = utcnow()
         req.reviews.append(ExportReview(reviewer=who.name, decision=decision, reason=reason[:4000], at=now,
                                         file_decisions=per_file))
-        approvals = sum(1 for r in req.reviews if r.decision == Decision.approve.value)
-        target = OUTCOME.get(Decision(decision))
-        if target is None and approvals >= req.quorum:
-            target = ExportState.approved
+        ballots = _ballots(req)
+        approvals = counts(ballots)[Decision.approve.value]
+        decided = outcome(ballots, {Decision.reject.value: 1, Decision.return_.value: 1,
+                                    Decision.approve.value: req.quorum})
+        target = OUTCOME[Decision(decided)] if decided else None
         if target is not None:
             check_transition(req.state, target.value)
             req.state, req.decided_at = target.value, now
@@ -516,7 +526,7 @@ class Airlock:
             "justification": req.justification,
             "state": req.state,
             "quorum": req.quorum,
-            "approvals": sum(1 for r in req.reviews if r.decision == "approve"),
+            "approvals": counts(_ballots(req))[Decision.approve.value],
             "total_size": req.total_size,
             "replaces": req.replaces_id,
             "draft_id": req.draft_id,  # the workspace draft it came from: JupyterLab's exports panel follows it

@@ -43,7 +43,7 @@ TRANSITIONS: dict[ExportState, frozenset[ExportState]] = {
     S.rejected: frozenset(),
     S.returned: frozenset(),
 }
-OUTCOME = {Decision.reject: S.rejected, Decision.return_: S.returned}  # approve: once the approvals suffice
+OUTCOME = {Decision.approve: S.approved, Decision.reject: S.rejected, Decision.return_: S.returned}  # once reached
 TRACE_ACTION = {Decision.approve: Action.APPROVE_EXPORT, Decision.reject: Action.REJECT_EXPORT,
                 Decision.return_: Action.RETURN_EXPORT}
 STATES = tuple(s.value for s in ExportState)

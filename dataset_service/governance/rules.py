@@ -20,6 +20,8 @@ Invariants
 - A reason is required to reject, to ask for changes and to revoke.
 - ``approvals_required`` approvals approve; ``rejections_required``
   rejections reject (1 by default: one rejection ends it).
+  Who may review and what the votes decide is the platform's one review rule
+  (``insitu/review.py``, shared with the export airlock), with these numbers and words.
 - A grant is in force iff it is not revoked or ended, ``valid_from <= now <
   valid_until``, and its dataset is released or published.
 
@@ -32,6 +34,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 from typing import Iterable
+
+from insitu.review import Ballot, Refusal, outcome, refusal
 
 
 class RequestState(str, enum.Enum):
@@ -84,11 +88,7 @@ class Policy:
             raise ValueError("durations must be at least one day")
 
 
-@dataclass(frozen=True)
-class VoteRecord:
-    reviewer: str
-    decision: Decision
-    round: int
+VoteRecord = Ballot  # a committee member's vote: (reviewer, decision, round)
 
 
 # --- input checks ------------------------------------------------------------
@@ -126,12 +126,17 @@ def check_reviewable(state: RequestState) -> None:
         raise RuleViolation(f"the request is {state.value}: it waits for the requester", 409)
 
 
-def check_reviewer(*, reviewer: str, reviewer_projects: Iterable[str], requester: str, project: str) -> None:
-    """No self-review: not one's own request, not a request of one's own project."""
-    if reviewer == requester:
+def check_reviewer(*, reviewer: str, reviewer_projects: Iterable[str], requester: str, project: str,
+                   votes: Iterable[VoteRecord] = (), round: int = 1) -> None:
+    """No self-review: not one's own request, not a request of one's own project; one vote per round."""
+    why = refusal(reviewer, requester=requester, ballots=votes, round=round,
+                  conflicted=project in set(reviewer_projects))
+    if why is Refusal.own:
         raise RuleViolation("you cannot review your own request", 403)
-    if project in set(reviewer_projects):
+    if why is Refusal.conflict:
         raise RuleViolation(f"you are a member of project {project!r} and cannot review its requests", 403)
+    if why is Refusal.again:
+        raise RuleViolation("you have already voted on this request", 409)
 
 
 def check_vote(
@@ -145,9 +150,8 @@ def check_vote(
     votes: Iterable[VoteRecord],
 ) -> None:
     check_reviewable(state)
-    check_reviewer(reviewer=reviewer, reviewer_projects=reviewer_projects, requester=requester, project=project)
-    if any(v.reviewer == reviewer and v.round == round for v in votes):
-        raise RuleViolation("you have already voted on this request", 409)
+    check_reviewer(reviewer=reviewer, reviewer_projects=reviewer_projects, requester=requester, project=project,
+                   votes=votes, round=round)
 
 
 def tally(votes: Iterable[VoteRecord], round: int, policy: Policy) -> RequestState | None:
@@ -156,14 +160,9 @@ def tally(votes: Iterable[VoteRecord], round: int, policy: Policy) -> RequestSta
     Rejections are counted first: with the default limit of one, a single
     rejection decides whatever the approvals.
     """
-    current = [v for v in votes if v.round == round]
-    rejections = sum(1 for v in current if v.decision == Decision.reject)
-    approvals = sum(1 for v in current if v.decision == Decision.approve)
-    if rejections >= policy.rejections_required:
-        return RequestState.rejected
-    if approvals >= policy.approvals_required:
-        return RequestState.approved
-    return None
+    decided = outcome(votes, {Decision.reject.value: policy.rejections_required,
+                              Decision.approve.value: policy.approvals_required}, round)
+    return {Decision.reject.value: RequestState.rejected, Decision.approve.value: RequestState.approved}.get(decided)
 
 
 def check_request_changes(state: RequestState) -> RequestState:
