@@ -1,46 +1,22 @@
 """LocalSandboxSpawner: the workspace plan rendered on this machine.
 
-The single-user server (``jupyterhub-singleuser`` from ``.venv-workspace``)
-runs under bubblewrap, started as root without a user namespace, then
-``setpriv`` switches to the plan's uid/gid with exactly the plan's dataset gids
-as supplementary groups, no capabilities (inheritable, ambient, bounding) and
-``no_new_privs``. The kernel therefore checks the lake's ACLs against the
-real uid and groups.
+Three modules, one concern each:
 
-The sandbox sees (``sandbox_argv``):
-
-* ``/usr`` (and the ``/bin``, ``/lib`` … symlinks of merged-usr) read-only, a
-  few files of ``/etc`` read-only, a generated ``/etc/passwd``, ``/etc/group``
-  and ``/etc/hosts``;
-* ``/proc`` of its own PID namespace, a minimal ``/dev``, a private ``/tmp``;
-* the lake read-only at its mount path, each chosen dataset folder read-only at
-  ``/mnt/datasets/<id>``, the home folder writable;
-* the workspace environment, the workspace library (``hub/workspace`` as
-  ``insitu_workspace``), the core's rules it checks datasets with (``insitu/``)
-  and the example notebooks read-only;
-* ``/run/insitu``: its own runtime folder (owned by the user, 0700);
-* ``/run/insitu-server``: where the server listens (``jupyter.sock``). Only the
-  workspace gateway (``hub/gateway.py``, outside the sandbox under its own uid)
-  connects to it; the proxy knows only the gateway's socket
-  (``hub/gateway_local.py``);
-* ``/run/insitu-hub``: a root-owned folder, read-only, holding ``hub.sock``
-  (``hub/forwarder.py``: a filter in the hub process that passes only the hub
-  API calls the single-user server needs);
-* ``/run/insitu-index``: the socket of the hub's curated package index
-  (``hub/package_index.py``), which pip reaches through a loopback relay.
-
-Root prepares and removes these folders and the home by descriptor, never by a
-path through a folder the researcher can write (``hub/sandbox_fs.py``). The
-kernel enforces the profile's limits (``hub/limits.py``: cgroup v1 memory,
-cpu and pids; ``/tmp`` is a tmpfs of ``tmp_limit`` bytes), and a seccomp filter
-(``hub/seccomp.py``) refuses new namespaces, mounts, ptrace, keys and the
-other calls container runtimes refuse.
-
-It has its own network namespace with loopback only (``--unshare-net``): no
-packet can leave it: the hub, the gateway and the package index are reached over
-Unix sockets. It also has its own PID, IPC and UTS namespaces. The spawner waits
-for the sandbox and its gateway without blocking the hub's event loop
-(``hub/aiowait.py``).
+* ``hub/sandbox_spec.py`` (pure, golden tests): what the sandbox is for a plan:
+  the bubblewrap + ``setpriv`` command line (own uid, exactly the plan's dataset
+  gids, no capabilities, ``no_new_privs``; read-only lake, datasets, ``/usr``;
+  a writable home; loopback-only network), its environment and ``/etc`` files;
+* ``hub/sandbox_run.py`` (side effects): the home and runtime folders by
+  descriptor, never by a path through a folder the researcher can write
+  (``hub/sandbox_fs.py``), the kernel's limits (``hub/limits.py``: cgroup v1
+  memory, cpu and pids; ``/tmp`` is a tmpfs of ``tmp_limit`` bytes), the seccomp
+  filter's descriptor (``hub/seccomp.py``), the processes;
+* this module: the spawner's options, state and life cycle: the dataset session
+  (``hub/spawner_base.py``), the hub API forwarder (``hub/forwarder.py``), the
+  package index (``hub/package_index.py``), the workspace gateway
+  (``hub/gateway.py``, ``hub/gateway_local.py``), then the sandbox itself. It
+  waits for the sandbox and its gateway without blocking the hub's event loop
+  (``hub/aiowait.py``).
 
 State (``get_state``): pid and its start time (to survive a hub restart and to
 never mistake a reused pid), the runtime folder, the session and the plan.
@@ -55,202 +31,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
-from hub import gateway_local, limits, sandbox_fs, sandbox_workspace
+from hub import gateway_local, limits, sandbox_fs, sandbox_run, sandbox_workspace
 from hub.aiowait import wait_exit, wait_until
 from hub.forwarder import UnixForwarder
 from hub.package_index import PackageIndexMixin
-from hub.stop_notices import RevocationNoticeMixin
 from hub.plan import DEFAULT_PROFILES, Profile, Resources, WorkspacePlan
-from hub.seccomp import filter_bytes
+from hub.sandbox_run import proc_alive, proc_start_time
+from hub.sandbox_spec import HUB_IN_SANDBOX, sandbox_argv, server_command, server_env, unix_url
 from hub.spawner_base import DatasetSessionMixin, WorkspaceRefused
+from hub.stop_notices import RevocationNoticeMixin
 
 REPO = Path(__file__).resolve().parent.parent
-RUN_IN_SANDBOX = "/run/insitu"
-HUB_IN_SANDBOX = "/run/insitu-hub"  # root-owned, read-only: hub.sock
-WORKSPACE_PY = "/opt/insitu/python"
-WORKSPACE_ETC = "/opt/insitu/etc/jupyter"
-ETC_FILES = (
-    "/etc/alternatives",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/localtime",
-    "/etc/nsswitch.conf",
-    "/etc/fonts",
-    "/etc/mime.types",
-    "/etc/matplotlibrc",
-    "/etc/bash.bashrc",
-    "/etc/profile",
-    "/etc/inputrc",
-    "/etc/xdg",  # desktop defaults (openbox, GTK) for the desktop profile
-    "/etc/terminfo",
-)
-
-
-# --------------------------------------------------------------------------
-# pure parts
-# --------------------------------------------------------------------------
-
-
-def unix_url(path: str) -> str:
-    return "http+unix://" + quote(path, safe="")
-
-
-def passwd_lines(plan: WorkspacePlan, login: str = "jovyan") -> tuple[str, str]:
-    """Minimal /etc/passwd and /etc/group for the sandbox."""
-    passwd = (
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"{login}:x:{plan.uid}:{plan.gid}:{plan.user}:{plan.home.target}:/bin/bash\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    )
-    groups = ["root:x:0:", f"users:x:{plan.gid}:" if plan.gid != 0 else ""]
-    for ds, gid in zip(plan.dataset_ids, plan.supplementary_gids):
-        groups.append(f"dataset-{ds}:x:{gid}:{login}")
-    groups.append("nogroup:x:65534:")
-    return passwd, "\n".join(g for g in groups if g) + "\n"
-
-
-def sandbox_argv(
-    plan: WorkspacePlan,
-    command: list[str],
-    *,
-    runtime_dir: str,
-    workspace_env: str,
-    workspace_code: str,
-    workspace_etc: str,
-    bwrap: str = "bwrap",
-    setpriv: str = "setpriv",
-    etc_files: tuple[str, ...] = ETC_FILES,
-    extra_ro_binds: tuple[tuple[str, str], ...] = (),
-    hub_dir: str | None = None,
-    server_dir: str | None = None,
-    tmp_size: int | None = None,
-    seccomp_fd: int | None = None,
-    shm_size: int | None = None,
-) -> list[str]:
-    """The full bubblewrap + setpriv command line for ``plan``. Pure."""
-    a = [
-        bwrap,
-        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
-        "--unshare-net",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--hostname",
-        "workspace",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-    ]
-    for link in ("bin", "sbin", "lib", "lib64", "lib32"):
-        target = os.readlink("/" + link) if os.path.islink("/" + link) else None
-        if target:
-            a += ["--symlink", target, "/" + link]
-    a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
-    a += (["--size", str(int(tmp_size))] if tmp_size else []) + ["--tmpfs", "/tmp"]
-    a += sandbox_workspace.shm_args(shm_size or sandbox_workspace.SHM_DEFAULT)  # multiprocessing needs it
-    a += ["--perms", "0755", "--dir", "/etc"]
-    for f in etc_files:
-        a += ["--ro-bind-try", f, f]
-    for f in ("passwd", "group", "hosts"):
-        a += ["--ro-bind", f"{runtime_dir}/etc/{f}", f"/etc/{f}"]
-    # every folder above a bind target is created 0755 (bubblewrap would make it 0700)
-    targets = [m.target for m in plan.mounts] + [workspace_env, f"{WORKSPACE_PY}/insitu_workspace", WORKSPACE_ETC]
-    targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX, HUB_IN_SANDBOX, gateway_local.SERVER_IN_SANDBOX]
-    parents: set[str] = set()
-    for t in targets:
-        p = os.path.dirname(os.path.normpath(t))
-        while p not in ("/", "") and p not in ("/usr", "/etc", "/tmp", "/proc", "/dev"):
-            parents.add(p)
-            p = os.path.dirname(p)
-    for d in sorted(parents, key=lambda x: (x.count("/"), x)):
-        a += ["--perms", "0755", "--dir", d]
-    for m in plan.mounts:
-        a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
-    a += ["--ro-bind", workspace_env, workspace_env]
-    a += ["--ro-bind", workspace_code, f"{WORKSPACE_PY}/insitu_workspace"]
-    a += ["--ro-bind", workspace_etc, WORKSPACE_ETC]
-    for src, dst in extra_ro_binds:
-        a += ["--ro-bind", src, dst]
-    a += ["--bind", runtime_dir + "/run", RUN_IN_SANDBOX]
-    if hub_dir:
-        a += ["--ro-bind", hub_dir, HUB_IN_SANDBOX]
-    if server_dir:  # the notebook server's socket folder (hub/gateway_local.py)
-        a += ["--bind", server_dir, gateway_local.SERVER_IN_SANDBOX]
-    a += ["--chdir", plan.home.target, "--"]
-    groups = ",".join(str(g) for g in plan.supplementary_gids)
-    a += [setpriv, f"--reuid={plan.uid}", f"--regid={plan.gid}"]
-    a += [f"--groups={groups}"] if groups else ["--clear-groups"]
-    a += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    return a + list(command)
-
-
-def sandbox_env(plan: WorkspacePlan, hub_env: dict[str, str], workspace_env: str) -> dict[str, str]:
-    """Environment of the workspace: the hub's variables for the single-user
-    server, the plan's variables, and nothing of the hub's own environment."""
-    env = {k: v for k, v in hub_env.items() if k.startswith(("JUPYTERHUB_", "JPY_", "MEM_", "CPU_"))}
-    env.update(plan.environment)
-    env.update(
-        {
-            "PATH": f"{workspace_env}/bin:/usr/local/bin:/usr/bin:/bin",
-            "USER": "jovyan",
-            "LOGNAME": "jovyan",
-            "SHELL": "/bin/bash",
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": WORKSPACE_PY,
-            "PYTHONNOUSERSITE": "1",
-            "JUPYTER_CONFIG_DIR": WORKSPACE_ETC,
-            "JUPYTER_CONFIG_PATH": WORKSPACE_ETC,
-            "JUPYTERHUB_DISABLE_USER_CONFIG": "1",
-            "JUPYTER_RUNTIME_DIR": f"{RUN_IN_SANDBOX}/jupyter",
-            "IPYTHONDIR": f"{plan.home.target}/.ipython",
-            "MPLCONFIGDIR": f"{plan.home.target}/.config/matplotlib",
-            "TMPDIR": "/tmp",
-        }
-    )
-    # the user's own Jupyter, JupyterLab and pip folders in the home; PATH (hub/sandbox_workspace.py)
-    env.update(sandbox_workspace.user_env(plan.home.target, workspace_env))
-    return env
-
-
-def proc_start_time(pid: int) -> str | None:
-    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def proc_alive(pid: int, start_time: str | None) -> bool:
-    st = proc_start_time(pid)
-    if st is None or (start_time and st != start_time):
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-# --------------------------------------------------------------------------
-# the hub-API forwarder (hub side of hub.sock)
-# --------------------------------------------------------------------------
-
-
-# ``UnixForwarder`` lives in hub/forwarder.py (an HTTP filter, not a pipe)
-
-
-# --------------------------------------------------------------------------
-# the spawner
-# --------------------------------------------------------------------------
 
 
 class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessionMixin, Spawner):
@@ -396,42 +191,16 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
                               Resources(**p["resources"]), p.get("environment", {})) for p in self.extra_profiles)
         return replace(settings, profiles=DEFAULT_PROFILES + extra)
 
-    def _prepare_home(self, plan: WorkspacePlan) -> None:
-        """``<home_root>/<user>/<project>``, by descriptor; a former single home is migrated (hub/sandbox_fs.py)."""
-        try:
-            path = sandbox_fs.prepare_home(self._abs(self.home_root), plan.user, plan.project, plan.uid, plan.gid,
-                                           self.home_mode, log=self.log)
-        except OSError as e:
-            raise WorkspaceRefused(f"the home folder cannot be prepared safely: {e}") from e
-        if os.path.realpath(plan.home.source) != path:
-            raise WorkspaceRefused(f"the plan's home {plan.home.source} is not {path}")
-
-    def _prepare_runtime(self, plan: WorkspacePlan) -> str:
-        passwd, group = passwd_lines(plan)
-        hosts = "127.0.0.1 localhost workspace\n::1 localhost ip6-localhost\n"
-        rd = sandbox_fs.prepare_runtime(self._abs(self.runtime_root), plan.uid, plan.gid,
-                                        {"passwd": passwd, "group": group, "hosts": hosts})
-        if len(f"{rd}/run/jupyter.sock") > 100:
-            sandbox_fs.remove_runtime(rd)
-            raise WorkspaceRefused(f"runtime folder path too long for a Unix socket: {rd}")
-        return rd
-
     def _seccomp_fd(self) -> int | None:
         """A memfd holding the seccomp program, passed to bubblewrap (``--seccomp FD``)."""
         if not self.seccomp:
             return None
-        fd = os.memfd_create("insitu-seccomp")  # close-on-exec; pass_fds hands it to bubblewrap only
-        os.write(fd, filter_bytes())
-        os.lseek(fd, 0, os.SEEK_SET)
+        fd = sandbox_run.seccomp_memfd()
         self._pass_fds = (*self._pass_fds, fd)
         return fd
 
     def _close_pass_fds(self) -> None:
-        for fd in self._pass_fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        sandbox_run.close_fds(self._pass_fds)
         self._pass_fds = ()
 
     # -- the workspace gateway (hub/gateway.py, hub/gateway_local.py) -----
@@ -473,16 +242,7 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
     def _cgroup(self) -> limits.WorkspaceCgroup | None:
         if not (self.enforce_limits and self.runtime_dir):
             return None
-        return limits.WorkspaceCgroup(os.path.basename(self.runtime_dir), parent=self.cgroup_parent)
-
-    def _limit_argv(self, plan: WorkspacePlan, argv: list[str]) -> list[str]:
-        """Make the workspace's cgroups (hub/limits.py) and wrap ``argv`` to enter them before bubblewrap runs."""
-        cg = self._cgroup()
-        if cg is None:
-            return argv
-        r = plan.resources
-        cg.create(limits.plan_values(r.mem_limit, r.cpu_limit, r.cpu_guarantee, r.pids_limit))
-        return limits.wrap_argv(cg.procs_files(), argv)
+        return sandbox_run.workspace_cgroup(self.runtime_dir, self.cgroup_parent)
 
     async def _ensure_forwarder(self, plan_uid: int | None = None) -> None:
         if self.forwarder is not None and self.forwarder.running:
@@ -504,14 +264,9 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
         await self.forwarder.start()
 
     def _argv_and_env(self, plan: WorkspacePlan) -> tuple[list[str], dict[str, str]]:
-        # the server listens in srv/ (group: the gateway's), reached only through the gateway
-        sock = f"{gateway_local.SERVER_IN_SANDBOX}/{gateway_local.SERVER_SOCKET}"
-        command = list(self.cmd) + [f"--sock={sock}", "--ServerApp.sock_mode=0660"] + list(self.get_args())
-        # get_args() adds --port/--ip for TCP; the server listens on the socket only
-        command = [c for c in command if not c.startswith(("--port", "--ip="))]
         argv = sandbox_argv(
             plan,
-            command,
+            server_command(self.cmd, self.get_args()),
             runtime_dir=self.runtime_dir,
             workspace_env=self._abs(self.workspace_env),
             workspace_code=self._abs(self.workspace_code),
@@ -526,16 +281,11 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             tmp_size=plan.resources.tmp_limit,
             seccomp_fd=self._seccomp_fd(),
         )
-        argv = self._limit_argv(plan, argv)
-        env = sandbox_env(plan, self.get_env(), self._abs(self.workspace_env))
-        # jupyter-server refuses --sock with any port but its default; it binds no TCP port
+        cg = self._cgroup()
+        if cg is not None:  # the command enters the workspace's cgroups before bubblewrap runs
+            argv = sandbox_run.enter_cgroup(cg, plan.resources, argv)
         base = self.server.base_url if self.server else "/"
-        env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{base}"
-        # the desktop profile: the same server plus the graphical session (hub/workspace/desktop.py)
-        env["INSITU_WORKSPACE_KIND"] = plan.kind
-        if plan.kind == "desktop":
-            env["JUPYTERHUB_DEFAULT_URL"] = "/insitu/desktop"
-        return argv, env
+        return argv, server_env(plan, self.get_env(), self._abs(self.workspace_env), base)
 
     async def start(self):
         try:
@@ -547,8 +297,8 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             await self.close_dataset_session()
             raise WorkspaceRefused(f"profile {plan.profile!r} cannot run in the local sandbox")
         try:
-            self._prepare_home(plan)
-            self.runtime_dir = self._prepare_runtime(plan)
+            sandbox_run.prepare_home(self._abs(self.home_root), plan, self.home_mode, log=self.log)
+            self.runtime_dir = sandbox_run.prepare_runtime(self._abs(self.runtime_root), plan)
             # the single-user server reaches the hub API through hub.sock
             self.hub_connect_url = unix_url(f"{HUB_IN_SANDBOX}/hub.sock")
             await self._ensure_forwarder(plan.uid)
@@ -557,14 +307,7 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             argv, env = self._argv_and_env(plan)
             self.log.info("starting sandbox for %s: uid %s, gids %s", self.user.name, plan.uid, plan.supplementary_gids)
             self.log.debug("sandbox command: %s", argv)
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-                pass_fds=self._pass_fds,
-            )
+            self.proc = sandbox_run.launch(argv, env, self._pass_fds)
             self._close_pass_fds()
         except Exception as e:
             await self._teardown()
@@ -613,13 +356,7 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
 
     def _signal_group(self, sig: int) -> bool:
         """Signal the sandbox's process group; False when nothing of it is left."""
-        if self.proc is not None:
-            self.proc.poll()  # reap the outer bwrap, a zombie still counts as a member
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
+        return sandbox_run.signal_group(self.pid, self.proc, sig)
 
     async def _teardown(self) -> None:
         await self._stop_gateway()

@@ -1,7 +1,7 @@
 """The local sandbox, tried for real: bubblewrap + setpriv + POSIX ACLs.
 
 Two levels:
-* direct: the sandbox command line of a plan (``hub.sandbox.sandbox_argv``)
+* direct: the sandbox command line of a plan (``hub.sandbox_spec.sandbox_argv``)
   runs a probe script; fast, covers every kernel-level promise;
 * end to end: a real JupyterHub with ``LocalSandboxSpawner`` and the real
   proxy; a workspace is started for a researcher with dataset A, and code runs
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hub.plan import PlanSettings, build_plan
-from hub.sandbox import passwd_lines, sandbox_argv, sandbox_env
+from hub.sandbox_spec import passwd_lines, sandbox_argv, sandbox_env
 from hub.sandbox_workspace import core_binds
 from insitu.manifest import merkle_root
 
