@@ -85,10 +85,22 @@ def imports(folders: list[str], left_out: list[str]) -> dict[str, str]:
     return out
 
 
+def workspace_stack() -> list[str]:
+    """The imaging stack every workspace carries besides its group (torch, MONAI, pydicom …): the requirements
+    both workspace images install, the same list as the embedded workspace environment's."""
+    out = []
+    for name in ("requirements-server.txt", "requirements.txt"):
+        for line in (REPO / "images" / "notebook" / name).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                out.append(line)
+    return out
+
+
 @pytest.mark.parametrize("component", sorted(COMPONENTS))
 def test_component_imports_are_declared(component):
     group, folders, left_out, own = COMPONENTS[component]
-    declared = closure(groups()[group])
+    declared = closure(groups()[group] + (workspace_stack() if component == "workspace" else []))
     providers = md.packages_distributions()
     missing = []
     for module, where in sorted(imports(folders, left_out).items()):
