@@ -38,7 +38,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Unicode, default
 
-from hub.config import PROJECT_PREFIX, ROLE_GROUPS
+from insitu.names import PROJECT_PREFIX, ROLES
 
 _PROJECT_RE = re.compile(r"^project-[a-z0-9][a-z0-9-]{0,62}$")
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -74,13 +74,13 @@ def insitu_groups(groups) -> list[str]:
         if not isinstance(g, str):
             continue
         name = g.rstrip("/").rsplit("/", 1)[-1].strip()
-        if name in ROLE_GROUPS or (name.startswith(PROJECT_PREFIX) and _PROJECT_RE.match(name)):
+        if name in ROLES or (name.startswith(PROJECT_PREFIX) and _PROJECT_RE.match(name)):
             kept.add(name)
     return sorted(kept)
 
 
 def has_role(groups) -> bool:
-    return any(g in ROLE_GROUPS for g in groups or ())
+    return any(g in ROLES for g in groups or ())
 
 
 NO_ROLE_MESSAGE = (
@@ -291,7 +291,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
 
     @default("allowed_groups")
     def _allowed_groups_default(self):
-        return set(ROLE_GROUPS)
+        return set(ROLES)
 
     @default("admin_groups")
     def _admin_groups_default(self):

@@ -2,7 +2,7 @@
 
 Run with ``jupyterhub -f hub/jupyterhub_config.py`` (``python -m hub up`` does
 this for the embedded default). Everything is derived from
-:class:`hub.config.InsituHub`, whose options (with help text) can be set
+:class:`hub.settings.InsituHub`, whose options (with help text) can be set
 
 - here or in a file named by ``INSITU_HUB_CONFIG`` (loaded below), as
   ``c.InsituHub.<option> = ...``, e.g. ``c.InsituHub.mode = "kubernetes"``;
@@ -31,7 +31,8 @@ _root = Path(__file__).resolve().parent.parent
 if str(_root) not in sys.path:
     sys.path.insert(0, str(_root))
 
-from hub.config import InsituHub, configure_hub  # noqa: E402
+from hub.config import configure_hub  # noqa: E402
+from hub.settings import InsituHub  # noqa: E402
 
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 

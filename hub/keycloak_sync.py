@@ -31,10 +31,9 @@ import os
 from dataclasses import dataclass, field
 
 from hub.auth import insitu_groups
-from hub.config import ROLE_GROUPS
 from hub.servers import servers_to_stop
 from insitu.hubapi import HubAPI
-from insitu.names import project_of
+from insitu.names import ROLES, project_of
 
 log = logging.getLogger("insitu.keycloak_sync")
 
@@ -121,7 +120,7 @@ class KeycloakSync:
             report.error = f"keycloak: {e}"
             log.error("keycloak sync skipped: %s", report.error)
             return report
-        if not any(role in keycloak for role in ROLE_GROUPS):
+        if not any(role in keycloak for role in ROLES):
             report.error = "keycloak: none of the role groups found (wrong realm or client?)"
             log.error("keycloak sync skipped: %s", report.error)
             return report

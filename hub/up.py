@@ -18,7 +18,7 @@
 4. Prints the URL and the demo logins, then waits. Ctrl-C (or SIGTERM) stops
    the hub, which stops its services, the proxy and the workspaces.
 
-Ports and places come from :class:`hub.config.InsituHub` (``INSITU_*``
+Ports and places come from :class:`hub.settings.InsituHub` (``INSITU_*``
 variables); ``--port`` and ``--var`` are shortcuts.
 """
 
@@ -38,8 +38,9 @@ from pathlib import Path
 import httpx
 
 from hub.auth import write_users_file
-from hub.config import InsituHub, ensure_secrets, origin_of
-from hub.config import public_url as config_public_url
+from hub.service_tokens import ensure_secrets
+from hub.settings import InsituHub, origin_of
+from hub.settings import public_url as config_public_url
 
 DEMO_PROJECT = "lung"
 # user → (groups, what they do in the demo)
@@ -132,7 +133,7 @@ def public_url(settings: InsituHub) -> str:
 
 
 def service_url(settings: InsituHub, name: str) -> str:
-    """A service's public root, on its own origin (``hub.config.origin_of``)."""
+    """A service's public root, on its own origin (``hub.settings.origin_of``)."""
     return origin_of(settings, name, "service") + f"/services/{name}"
 
 

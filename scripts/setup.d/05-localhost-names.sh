@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-user and per-service origins of the embedded default (hub.config subdomain_host):
+# Per-user and per-service origins of the embedded default (hub.settings subdomain_host):
 # alice.localhost, dataset-service--service.localhost ... must resolve to loopback for every
 # program on this machine, not only for Chromium (which does it by itself). Debian's
 # libnss-myhostname (scripts/apt-packages.txt) does it once "myhostname" is on the hosts line

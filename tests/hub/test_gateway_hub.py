@@ -16,7 +16,7 @@ Attacks:
   contents API: refused by content, and the refusal is reported with the
   session and a digest of the path, never the content;
 * a researcher creates a hub API token: refused (the ``user`` role of
-  ``hub.config`` has no ``tokens`` scope).
+  ``hub.services`` has no ``tokens`` scope).
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ c.LocalSandboxSpawner.home_root = {str(homes)!r}
 c.LocalSandboxSpawner.runtime_root = {runtime_root!r}
 c.LocalSandboxSpawner.http_timeout = 90
 c.LocalSandboxSpawner.start_timeout = 90
-# the platform's own roles for users (hub.config): no API tokens for researchers, no sharing
-from hub.config import role_definitions
+# the platform's own roles for users (hub.services): no API tokens for researchers, no sharing
+from hub.services import role_definitions
 c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] != "user"] + \\
     [r for r in role_definitions() if r["name"] in ("user", "insitu-api-tokens")]
 # and the platform's pages (hub/frontdoor.py)

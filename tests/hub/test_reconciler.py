@@ -5,7 +5,7 @@ The servers are real processes started by JupyterHub's simple local spawner
 dataset service side is a small stand-in HTTP app serving ``GET /api/sessions/uncovered`` and ``DELETE /api/sessions/{id}`` exactly as in
 docs/CONTRACTS.md §3 (the real service is used in the integration test).
 The hub token is the ``insitu-hub`` service's, with the roles of
-``hub.config.role_definitions`` (least privilege is part of what is tested).
+``hub.services.role_definitions`` (least privilege is part of what is tested).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ TINY_SERVER = (
 
 SPAWNER_CONFIG = textwrap.dedent(f"""
     import sys
-    from hub.config import role_definitions
+    from hub.services import role_definitions
     c.JupyterHub.load_roles += [r for r in role_definitions() if r["name"] == "insitu-hub"]
     c.JupyterHub.spawner_class = "simple"
     c.JupyterHub.allow_named_servers = True

@@ -66,7 +66,7 @@ class Up:
         self.env = dict(os.environ, INSITU_HUB_API_PORT=str(base + 1), INSITU_PROXY_API_PORT=str(base + 2),
                         INSITU_DATASET_SERVICE_PORT=str(base + 3), INSITU_TRACER_PORT=str(base + 4),
                         INSITU_CHAIN_PORT=str(base + 5), INSITU_RECONCILE_INTERVAL="10")
-        # per-user and per-service origins below the hub's (hub.config.subdomain_host)
+        # per-user and per-service origins below the hub's (hub.settings.InsituHub.subdomain_host)
         self.url = f"http://localhost:{base}"
         self.ds = f"http://dataset-service--service.localhost:{base}/services/dataset-service"
         self.tracer = f"http://tracer--service.localhost:{base}/services/tracer"

@@ -7,7 +7,10 @@ import stat
 
 from traitlets.config import Config
 
-from hub.config import InsituHub, configure_hub, ensure_secrets, role_definitions
+from hub.config import configure_hub
+from hub.service_tokens import ensure_secrets
+from hub.services import role_definitions
+from hub.settings import InsituHub
 
 
 def _configured(tmp_path, **settings):
@@ -88,7 +91,7 @@ def test_roles_are_least_privilege():
 
 
 def test_per_user_and_per_service_origins():
-    from hub.config import InsituHub, origin_of
+    from hub.settings import InsituHub, origin_of
 
     s = InsituHub(hub_port=8123, var_dir="/nonexistent-insitu-var")
     assert s.subdomain_host == "http://localhost:8123"

@@ -191,10 +191,10 @@ async def test_the_chart_calls_configure_hub_and_the_spawner_gets_the_hub_token(
 
 
 def test_realm_has_the_role_groups_and_a_groups_claim():
-    from hub.config import ROLE_GROUPS
+    from insitu.names import ROLES
 
     realm = json.loads((CHART / "files" / "realm.json").read_text())
-    assert {g["name"] for g in realm["groups"]} >= set(ROLE_GROUPS)
+    assert {g["name"] for g in realm["groups"]} >= set(ROLES)
     hub_client = next(c for c in realm["clients"] if c["clientId"] == "jupyterhub")
     assert any(m["protocolMapper"] == "oidc-group-membership-mapper" for m in hub_client["protocolMappers"])
 

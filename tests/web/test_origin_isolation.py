@@ -60,8 +60,8 @@ c.JupyterHub.load_roles.append({
     "scopes": ["read:users", "list:users", "read:groups", "list:groups"],
     "services": ["dataset-service"],
 })
-# users as the platform has them (hub.config): tokens only for the roles that script the APIs
-from hub.config import role_definitions
+# users as the platform has them (hub.services): tokens only for the roles that script the APIs
+from hub.services import role_definitions
 c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if r["name"] != "user"] + \\
     [r for r in role_definitions() if r["name"] in ("user", "insitu-api-tokens")]
 """,
