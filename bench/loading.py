@@ -303,6 +303,14 @@ class WorkspaceSandbox:
         fds = () if self.seccomp_fd is None else (self.seccomp_fd,)
         return Child("workspace", self._wrap(argv), self._env(p, {}, str(WS)), pass_fds=fds)
 
+    def throttled(self) -> str:
+        """The CFS quota's effect so far: periods in which the workspace was throttled, and for how long."""
+        if self.cgroup is None:
+            return ""
+        st = dict(line.split() for line in self.cgroup.read("cpu", "cpu.stat").splitlines() if line.strip())
+        return (f", throttled in {st.get('nr_throttled', '?')} of {st.get('nr_periods', '?')} periods "
+                f"({int(st.get('throttled_time', 0)) / 1e9:.2f} s)")
+
     def close(self) -> None:
         if self.seccomp_fd is not None:
             os.close(self.seccomp_fd)
@@ -325,11 +333,12 @@ def time_host_vs_workspace(tmp: Path, lake: Path, host_ds: Path, ws_ds: Path, gi
                 if abs(out["sum"] - firsts[c.name]["sum"]) > 1e-6 * abs(out["sum"]):
                     raise SystemExit(f"{c.name}: an epoch loaded other volumes")
                 times[c.name].append(out["seconds"])
+        limits = sandbox.limits + sandbox.throttled()
     finally:
         for c in children:
             c.close()
         sandbox.close()
-    return times, firsts, sandbox.limits
+    return times, firsts, limits
 
 
 # --------------------------------------------------------------------------- main

@@ -9,7 +9,8 @@ dataset (docs/CONTRACTS.md §2) and never walks the lake — every path it hands
     >>> [d.dataset_id for d in list_datasets()]          # what is mounted
     >>> ds = open_dataset()                               # the only one, or open_dataset("ds-…")
     >>> items = ds.items(label="cancer_type")             # one dict per series
-    >>> items[0]["image"]                                 # series folder, for LoadImage(reader="PydicomReader")
+    >>> items[0]["image"]                                 # series folder, for LoadImage(reader=SeriesReader())
+    >>> # SeriesReader: insitu_workspace.monai_reader, MONAI's PydicomReader made faster (same output)
     >>> report = ds.verify()                              # integrity against the manifest
 
 Where datasets are mounted: ``/mnt/datasets/<dataset-id>`` by default, or the
@@ -19,8 +20,8 @@ An item (``Dataset.items``) is a flat dict that MONAI's dictionary transforms an
 ``list_data_collate`` accept as is:
 
 ``image``        the series folder ``<dataset root>/<subject>/<study>/<series>``
-                 (through the study symlink), what ``LoadImage(reader="PydicomReader")``
-                 reads as one 3-D series;
+                 (through the study symlink), what ``LoadImage(reader=SeriesReader())``
+                 (``monai_reader.py``) or ``LoadImage(reader="PydicomReader")`` reads as one 3-D series;
 ``label``        only when a label is asked for: the eForm value, or its class
                  index when ``classes`` is given;
 ``dataset_id``, ``subject``, ``study``, ``series``, ``study_id``, ``series_id``,
