@@ -143,32 +143,14 @@ class TracerClient:
         except ValueError:
             return {}
 
-    async def send(self, trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
-        """POST the trace; returns the tracer's answer ({id, seq, status})."""
-        body = _payload(trace)
-        last: Exception | None = None
-        async with httpx.AsyncClient(timeout=self.timeout) as http:
-            for attempt in range(self.retries):
-                try:
-                    resp = await http.post(f"{self.base_url}/traces", json=body, headers=self._headers)
-                    return self._check(resp)
-                except TraceRejected:
-                    raise
-                except (httpx.HTTPError, TracerUnavailable) as e:
-                    last = e
-                    if attempt + 1 < self.retries:
-                        await asyncio.sleep(self.backoff * 2**attempt)
-        raise TracerUnavailable(str(last)) from last
-
     def send_sync(self, trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
-        """Blocking variant of ``send``."""
+        """POST the trace, retrying connection failures and 5xx; returns the tracer's answer ({id, seq, status})."""
         body = _payload(trace)
         last: Exception | None = None
         with httpx.Client(timeout=self.timeout) as http:
             for attempt in range(self.retries):
                 try:
-                    resp = http.post(f"{self.base_url}/traces", json=body, headers=self._headers)
-                    return self._check(resp)
+                    return self._check(http.post(f"{self.base_url}/traces", json=body, headers=self._headers))
                 except TraceRejected:
                     raise
                 except (httpx.HTTPError, TracerUnavailable) as e:
@@ -176,6 +158,11 @@ class TracerClient:
                     if attempt + 1 < self.retries:
                         _time.sleep(self.backoff * 2**attempt)
         raise TracerUnavailable(str(last)) from last
+
+    async def send(self, trace: Trace | Mapping[str, Any]) -> dict[str, Any]:
+        """``send_sync`` (the one implementation, retries included) in a worker thread: the event loop keeps
+        running while the tracer answers."""
+        return await asyncio.to_thread(self.send_sync, trace)
 
 
 class TraceFailed(TracerError):
