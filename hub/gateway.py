@@ -20,7 +20,7 @@ websocket, it
 3. forwards to the server's socket with the server's own API token, after
    checking with ``SO_PEERCRED`` that whatever listens there runs as the
    workspace's uid (a socket swapped for another user's or root's is refused
-   before a byte is sent);
+   before a byte is sent: ``hub/gateway_upstream.py``);
 4. inspects every answer (``hub.sniff``): data files (DICOM, arrays, NIfTI,
    HDF5, archives, large binaries) never leave, whatever the path, and
    upstream ``Set-Cookie`` headers are dropped;
@@ -44,23 +44,19 @@ import json
 import logging
 import os
 import secrets
-import socket
-import struct
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-# everything is imported before the process drops its privileges
-import tornado.simple_httpclient  # noqa: F401
+# everything is imported before the process drops its privileges (hub/gateway_upstream.py too)
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from tornado import httpclient, httputil, netutil, web
 from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
-from tornado.netutil import Resolver
-from tornado.tcpclient import TCPClient
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from hub import sniff
+from hub.gateway_upstream import MAX_BODY, Upstream, UpstreamRefused, UpstreamWebSocket
 from hub.workspace.lockdown import is_blocked
 
 log = logging.getLogger("insitu.gateway")
@@ -69,7 +65,6 @@ HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
     "transfer-encoding", "upgrade", "content-length", "content-encoding",
 }
-MAX_BODY = 1024 * 1024 * 1024
 REFUSED_TEXT = "Downloads are refused in a workspace: use the export airlock."
 
 
@@ -124,74 +119,6 @@ class GatewayConfig:
             report_url=g("INSITU_GATEWAY_REPORT_URL"), report_token=g("INSITU_GATEWAY_REPORT_TOKEN"),
             session_id=g("INSITU_SESSION_ID"), large=int(g("INSITU_GATEWAY_LARGE", str(sniff.DEFAULT_LARGE))),
         )
-
-
-# --------------------------------------------------------------------------
-# the way to the server: a Unix socket whose listener must run as the owner
-# --------------------------------------------------------------------------
-
-
-class UpstreamRefused(Exception):
-    pass
-
-
-def peer_uid(sock: socket.socket) -> int:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", raw)[1]
-
-
-class _UnixResolver(Resolver):
-    def initialize(self, path: str) -> None:  # type: ignore[override]
-        self.path = path
-
-    async def resolve(self, host, port, family=socket.AF_UNSPEC):  # type: ignore[override]
-        return [(socket.AF_UNIX, self.path)]
-
-
-class PeerCheckedClient(TCPClient):
-    """Connects to the server's Unix socket and refuses the connection, before
-    anything is sent, unless the listening process runs as ``owner_uid``."""
-
-    def __init__(self, path: str, owner_uid: int | None):
-        super().__init__(resolver=_UnixResolver(path=path))
-        self.owner_uid = owner_uid
-
-    async def connect(self, *args, **kwargs):
-        stream = await super().connect(*args, **kwargs)
-        if self.owner_uid is not None:
-            uid = peer_uid(stream.socket)
-            if uid != self.owner_uid:
-                stream.close()
-                raise UpstreamRefused(f"the server socket is held by uid {uid}, not the workspace's")
-        return stream
-
-
-class _Upstream:
-    def __init__(self, cfg: GatewayConfig):
-        self.cfg = cfg
-        if cfg.upstream:
-            self.origin = "http://workspace"
-        else:
-            u = urlparse(cfg.upstream_url)
-            self.origin = f"{u.scheme}://{u.netloc}"
-
-    def tcp_client(self) -> TCPClient:
-        if self.cfg.upstream:
-            return PeerCheckedClient(self.cfg.upstream, self.cfg.owner_uid)
-        return TCPClient()
-
-    def http_client(self) -> httpclient.AsyncHTTPClient:
-        c = tornado.simple_httpclient.SimpleAsyncHTTPClient(force_instance=True, max_body_size=MAX_BODY,
-                                                           max_buffer_size=MAX_BODY)
-        c.tcp_client = self.tcp_client()
-        return c
-
-
-class _UpstreamWebSocket(WebSocketClientConnection):
-    def __init__(self, request, tcp_client: TCPClient, **kw):
-        super().__init__(request, **kw)
-        # the connection coroutine has not run yet: it uses this client
-        self.tcp_client = tcp_client
 
 
 # --------------------------------------------------------------------------
@@ -340,7 +267,7 @@ class GatewayHandler(_Base, WebSocketHandler):
             headers.pop(k, None)
         url = self.gw.upstream.origin.replace("http", "ws", 1) + self.request.uri
         req = httpclient.HTTPRequest(url, headers=headers, connect_timeout=10, request_timeout=30)
-        conn = _UpstreamWebSocket(req, self.gw.upstream.tcp_client(), subprotocols=subprotocols,
+        conn = UpstreamWebSocket(req, self.gw.upstream.tcp_client(), subprotocols=subprotocols,
                                   max_message_size=MAX_BODY)
         self.upstream_ws = await conn.connect_future
 
@@ -409,7 +336,7 @@ class _GatewayOAuth(HubOAuth):
 class Gateway:
     def __init__(self, cfg: GatewayConfig):
         self.cfg = cfg
-        self.upstream = _Upstream(cfg)
+        self.upstream = Upstream(cfg.upstream, cfg.upstream_url, cfg.owner_uid)
         self.auth = _GatewayOAuth(
             api_url=cfg.api_url, api_token=cfg.api_token, oauth_client_id=cfg.client_id,
             oauth_redirect_uri=cfg.oauth_redirect_uri, base_url=cfg.base_url, hub_prefix=cfg.hub_prefix,
