@@ -113,7 +113,9 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
         vols.insert(1, {"name": "datasets", "persistentVolumeClaim": {"claimName": opts.datasets_claim, "readOnly": True}})
     mounts.append({"name": "tmp", "mountPath": "/tmp"})
 
-    env = dict(plan.environment)
+    # KubeSpawner expands every environment value as a str.format template ({username} …); the
+    # plan's values are literal (e.g. $INSITU_GRANTS is JSON), so their braces are escaped
+    env = {k: v.replace("{", "{{").replace("}", "}}") for k, v in plan.environment.items()}
     if plan.kind == "desktop":
         image, cmd, port = opts.desktop_image, list(opts.desktop_cmd), 8888
         env["INSITU_VNC_PORT"] = str(opts.desktop_vnc_port)

@@ -114,6 +114,20 @@ def _session(plan):
     }
 
 
+async def test_environment_values_reach_the_pod_literally():
+    """$INSITU_GRANTS is JSON: KubeSpawner's template expansion of environment values must leave it
+    (and a dataset name with braces in it) exactly as the plan says."""
+    granted = [GrantedDataset("ds-lung-ct-v1", 3001, manifest_root="aa" * 32, project="lung1", grant_id="7",
+                              name="Lung {CT} {username}", version="1", expires_at="2027-03-31T00:00:00+00:00")]
+    plan = build_plan("alice", "lung1", granted, ["ds-lung-ct-v1"], "notebook-cpu", SETTINGS, session_id="s-1")
+    sp = make_spawner()
+    sp.apply_plan(plan)
+    manifest = pod_manifest_dict(await sp.get_pod_manifest())
+    env = {e["name"]: e.get("value") for c in manifest["spec"]["containers"] for e in c.get("env", [])}
+    assert env["INSITU_GRANTS"] == plan.environment["INSITU_GRANTS"]
+    assert json.loads(env["INSITU_GRANTS"])["ds-lung-ct-v1"]["name"] == "Lung {CT} {username}"
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_manifest_invariants(name):
     """Stated independently of the golden files."""
