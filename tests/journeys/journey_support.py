@@ -307,6 +307,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-component-update", "--disable-sync"]
 
 
+def browser_journey_marks() -> list:
+    """The marks of a journey in Chromium on the sandbox: skipped where these cannot run."""
+    import shutil
+
+    import pytest
+
+    return [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("bwrap") or not os.path.exists(CHROMIUM)
+        or not (REPO / ".venv-workspace/bin/jupyterhub-singleuser").exists(),
+        reason="needs root, bubblewrap, chromium and .venv-workspace")]
+
+
 def off_loop(fn, *args):
     """Run ``fn`` in a thread: Playwright's sync API keeps an event loop running in this one."""
     import threading
@@ -343,5 +355,5 @@ def git_status(paths: tuple[str, ...] = ()) -> list[str]:
 
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO", "ServiceEndpoint", "StandInDatasetService", "Workspace", "demo_layout", "git_status", "make_wheel", "off_loop",
-           "browser_login", "sandbox_hub_config",
+           "browser_journey_marks", "browser_login", "sandbox_hub_config",
            "service_stack", "start_hub", "stop_service_stack", "wait_ready", "wait_stopped"]

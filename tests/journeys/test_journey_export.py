@@ -21,29 +21,19 @@ another project (bob) and to the reviewer.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
-from journey_support import (CHROMIUM, CHROMIUM_ARGS, REPO, Workspace, browser_login, off_loop, service_stack,
-                             stop_service_stack)
+from journey_support import (CHROMIUM, CHROMIUM_ARGS, Workspace, browser_journey_marks, browser_login, off_loop,
+                             service_stack, stop_service_stack)
 from tests.fixtures.artifacts import TEST_ARTIFACTS
 from tests.fixtures.jupyterhub import DEMO_PASSWORD
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.sandbox,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("bwrap") or not os.path.exists(CHROMIUM)
-        or not (REPO / ".venv-workspace/bin/jupyterhub-singleuser").exists(),
-        reason="needs root, bubblewrap, chromium and .venv-workspace"),
-]
+pytestmark = browser_journey_marks()
 
-AIRLOCK = "/services/dataset-service"
 RESULTS = """
 import os
 import matplotlib

@@ -24,19 +24,12 @@ import time
 
 import pytest
 
-from journey_support import (CHROMIUM, CHROMIUM_ARGS as ARGS, REPO, StandInDatasetService, Workspace, demo_layout,
-                             off_loop, sandbox_hub_config, start_hub, wait_stopped)
+from journey_support import (CHROMIUM, CHROMIUM_ARGS as ARGS, StandInDatasetService, Workspace, browser_journey_marks,
+                             demo_layout, off_loop, sandbox_hub_config, start_hub, wait_stopped)
 from tests.fixtures.artifacts import TEST_ARTIFACTS
 from tests.fixtures.jupyterhub import DEMO_PASSWORD
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.sandbox,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("bwrap") or not os.path.exists(CHROMIUM)
-        or not (REPO / ".venv-workspace/bin/jupyterhub-singleuser").exists(),
-        reason="needs root, bubblewrap, chromium and .venv-workspace"),
-]
+pytestmark = browser_journey_marks()
 
 
 @pytest.fixture(scope="module")
