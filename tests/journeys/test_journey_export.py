@@ -119,6 +119,8 @@ def test_request_export_in_jupyterlab_follow_it_until_approved_and_download_it(s
     row = panel_row(lab, draft)
     assert all(name in row.inner_text() for name in FILES), row.inner_text()
     assert row.get_attribute("data-request") is None  # not submitted: nothing to follow yet
+    # not signed in to the airlock in this browser yet: the panel says where the state will show
+    assert "signed in to the airlock" in lab.locator(".insitu-exports .insitu-status-unknown").inner_text()
 
     # 4. "Submit for review" in the panel opens the airlock page (a new tab) with the draft; she submits it
     with ctx.expect_page() as opened:
@@ -150,6 +152,7 @@ def test_request_export_in_jupyterlab_follow_it_until_approved_and_download_it(s
     lab.bring_to_front()
     lab.wait_for_selector(f".insitu-drafts li[data-draft='{draft}'][data-state=pending]", state="attached")
     assert "in review" in row.inner_text() and row.get_attribute("data-request") == rid, row.inner_text()
+    assert lab.locator(".insitu-exports .insitu-status-unknown").count() == 0
     shot(lab, "02-lab-in-review")
 
     # 6. dora, a reviewer, in her own browser: the queue, the request, a decision per file

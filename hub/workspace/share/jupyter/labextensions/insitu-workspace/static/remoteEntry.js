@@ -224,8 +224,8 @@ var _JUPYTERLAB;
         parts.push(link(data.follow_url, "Follow my export requests", "insitu-follow"));
         if (byDraft === null && data.status_url) {
           var note = document.createElement("p"); note.className = "insitu-status-unknown";
-          note.textContent = "The state of submitted requests shows here once you have opened the airlock page in " +
-            "this browser (its sign-in); until then the airlock page shows it.";
+          note.textContent = "The state of submitted requests shows here once this browser is signed in to the airlock " +
+            "(open the airlock page once) where the airlock is on this page's site; otherwise follow them on the airlock page.";
           parts.push(note);
         }
         var list = document.createElement("ul"); list.className = "insitu-drafts";
