@@ -33,12 +33,9 @@ up to ``MAX_ATTEMPTS`` times, then marks it ``failed``.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import shutil
-import stat
 import threading
 import time
 import uuid
@@ -50,7 +47,9 @@ from typing import Callable
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import acl, traces
+from . import dataset_tree as tree
+from . import traces
+from .dataset_tree import BuildError, final_path, tmp_path  # noqa: F401  (re-exported)
 from .db import Database
 from insitu.manifest import build_manifest, canonical_json
 from .models import (Dataset, DatasetEvent, DatasetState, DatasetStudy, File, IndexSkip, Series, Subject,
@@ -61,10 +60,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
-
-
-class BuildError(Exception):
-    pass
 
 
 def add_event(s, ds: Dataset, actor: str, action: str, detail: dict | None = None) -> DatasetEvent:
@@ -130,38 +125,6 @@ def create_dataset(settings: Settings, db: Database, *, actor: str, name: str, d
 
 # --------------------------------------------------------------------------- build
 
-def _lock(settings: Settings, dataset_id: str):
-    d = Path(settings.datasets_dir) / ".locks"
-    d.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d / f"{dataset_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _rmtree(path: Path) -> None:
-    if not os.path.lexists(path):
-        return
-    for root, dirs, _files in os.walk(path):
-        for d in dirs:
-            p = os.path.join(root, d)
-            if not os.path.islink(p):
-                os.chmod(p, 0o700)
-    os.chmod(path, 0o700)
-    shutil.rmtree(path)
-
-
-def tmp_path(settings: Settings, dataset_id: str) -> Path:
-    return Path(settings.datasets_dir) / f".building-{dataset_id}"
-
-
-def final_path(settings: Settings, dataset_id: str) -> Path:
-    return Path(settings.datasets_dir) / dataset_id
-
-
 def _load_catalogue(s, dataset_id: str):
     rows = s.execute(
         select(Series.study_id, Series.name, Series.modality, Series.body_part, File.path, File.size,
@@ -181,77 +144,12 @@ def _load_catalogue(s, dataset_id: str):
     return studies, files
 
 
-def _grant_and_check(study_dir: str, gid: int, expected: dict[str, tuple[int, int, int]], apply_acls: bool,
-                     study_id: str, skip_reasons: dict[str, str]) -> list[dict]:
-    """Walk the study once: ACL entries on every folder and catalogued file, each file against the catalogue.
-
-    A file the catalogue does not hold (the indexer skipped it, or it came after indexing) is left
-    out: it gets no ACL entry and, when ACLs are applied, is closed to others, so the dataset's
-    group cannot open it through the study link. Returns those files with the reason.
-    """
-    seen = 0
-    left_out: list[dict] = []
-    stack = [(study_dir, "", None)]
-    while stack:
-        d, rel, dst = stack.pop()
-        if apply_acls:
-            acl.grant_group(d, gid, 5, dst)
-        with os.scandir(d) as it:
-            for e in it:
-                r = f"{rel}{e.name}"
-                st = e.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    raise BuildError(f"study {study_id} contains a symbolic link {r}: refused (re-index the lake)")
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((e.path, r + "/", st))
-                    continue
-                exp = expected.get(r)
-                if exp is None:
-                    path = f"{study_id}/{r}"
-                    reason = skip_reasons.get(path, "not in the catalogue (added after the last indexing)")
-                    if apply_acls and st.st_mode & 0o007:
-                        try:
-                            os.chmod(e.path, stat.S_IMODE(st.st_mode) & ~0o007)
-                        except OSError as err:
-                            raise BuildError(f"file {path} is left out ({reason}) but stays readable by others "
-                                             f"and cannot be closed: {err.strerror}") from None
-                    left_out.append({"path": path, "reason": reason})
-                    continue
-                if (st.st_size, st.st_mtime_ns, st.st_ino) != exp:
-                    raise BuildError(f"file {study_id}/{r} changed since indexing: re-index the lake")
-                if apply_acls:
-                    acl.grant_group(e.path, gid, 4, st)
-                seen += 1
-    if seen != len(expected):
-        raise BuildError(f"study {study_id}: {len(expected) - seen} catalogued file(s) missing: re-index the lake")
-    return left_out
-
-
-def _seal(root: Path, subjects: list[str], files: list[str], gid: int, apply_acls: bool) -> None:
-    """Folders 0500 and files 0400 for the owner; ``group:<gid>`` may read (ACL), others nothing.
-
-    The tree was made by this build: its folders are ``root`` and the subject
-    folders, its files ``files``; the study entries are symbolic links (no mode).
-    """
-    dirs = [str(root / x) for x in subjects] + [str(root)]
-    for f in files:
-        if apply_acls:
-            acl.set_exact(root / f, 4, gid, 4)
-        else:
-            os.chmod(root / f, 0o400)
-    for d in dirs:  # the root last
-        if apply_acls:
-            acl.set_exact(d, 5, gid, 5)
-        else:
-            os.chmod(d, 0o500)
-
-
 ProgressFn = Callable[[int, int, str], None]
 
 
 def build(settings: Settings, db: Database, dataset_id: str, progress: ProgressFn | None = None) -> str:
     """Build (or resume) a dataset; returns its final state. Never raises for build errors."""
-    fd = _lock(settings, dataset_id)
+    fd = tree.lock(settings, dataset_id)
     if fd is None:
         return "busy"
     try:
@@ -277,13 +175,13 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
         ds.progress_done = 0
         meta = dict(name=ds.name, version=ds.version, gid=ds.gid, actor=ds.created_by, attempts=ds.build_attempts)
         study_ids = [x.study_id for x in ds.studies]
-    final, tmp = final_path(settings, dataset_id), tmp_path(settings, dataset_id)
+    final, tmp = tree.final_path(settings, dataset_id), tree.tmp_path(settings, dataset_id)
     lake = Path(settings.lake_dir)
     gid = meta["gid"]
     try:
         if meta["attempts"] > MAX_ATTEMPTS:
             raise BuildError(f"build did not complete after {MAX_ATTEMPTS} attempts")
-        _rmtree(tmp)
+        tree.rmtree(tmp)
         if final.exists():
             manifest = _read_final_manifest(final, dataset_id)
             return _finish(settings, db, dataset_id, manifest, meta["actor"], resumed=True)
@@ -309,7 +207,7 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
         left_out_files: list[dict] = []
         for i, sid in enumerate(study_ids, 1):
             study_dir = resolve_study(lake, sid, lake_real)
-            left_out_files += _grant_and_check(str(study_dir), gid, expected[sid], settings.apply_acls, sid,
+            left_out_files += tree.grant_and_check(str(study_dir), gid, expected[sid], settings.apply_acls, sid,
                                                skip_reasons)
             subject, study = sid.split("/")
             if subject not in made_subjects:
@@ -331,21 +229,21 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
                       "series": list(studies[sid].values())} for sid in study_ids], report=report)
         (tmp / "manifest.json").write_bytes(canonical_json(manifest))
         (tmp / "eforms.json").write_bytes(canonical_json({k: eforms.get(k) for k in sorted(made_subjects)}))
-        _seal(tmp, sorted(made_subjects), ["manifest.json", "eforms.json"], gid, settings.apply_acls)
+        tree.seal(tmp, sorted(made_subjects), ["manifest.json", "eforms.json"], gid, settings.apply_acls)
         os.rename(tmp, final)
-        _fsync_dir(final.parent)
+        tree.fsync_dir(final.parent)
         return _finish(settings, db, dataset_id, manifest, meta["actor"], resumed=False)
     except Exception as e:  # noqa: BLE001 - every failure is recorded
         reason = str(e) if isinstance(e, (BuildError, UnsafePath, OSError)) else f"{type(e).__name__}: {e}"
         log.warning("build of %s failed: %s", dataset_id, reason)
         try:
-            _rmtree(tmp)
+            tree.rmtree(tmp)
         except OSError:
             pass
         if final.exists():  # the tree is complete; only the record (or its trace) is missing: retry later
             _set(db, dataset_id, error=f"finishing failed, will be retried: {reason}"[:2000])
             return "building"
-        _revoke(settings, study_ids, gid)
+        tree.revoke(settings, study_ids, gid)
         with db.session() as s:
             ds = s.get(Dataset, dataset_id)
             ds.state = DatasetState.failed
@@ -353,31 +251,6 @@ def _build_locked(settings: Settings, db: Database, dataset_id: str, progress: P
             ds.error = reason[:2000]
             add_event(s, ds, "dataset-service", "build", {"result": "failed", "reason": reason[:500]})
         return "failed"
-
-
-def _revoke(settings: Settings, study_ids: list[str], gid: int) -> None:
-    if not settings.apply_acls:
-        return
-    for sid in study_ids:
-        try:
-            d = resolve_study(Path(settings.lake_dir), sid)
-        except UnsafePath:
-            continue
-        for cur, dirs, files in os.walk(d):
-            for p in [cur] + [os.path.join(cur, f) for f in files]:
-                try:
-                    if not os.path.islink(p):
-                        acl.revoke_group(p, gid)
-                except OSError:
-                    pass
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_final_manifest(final: Path, dataset_id: str) -> dict:
