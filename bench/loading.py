@@ -394,13 +394,14 @@ def main() -> None:
             print(f"host vs workspace: not measured ({skip})")
             print(result + f" workspace=skipped ({skip})")
             return
-        t = time.perf_counter()
+        t, load0 = time.perf_counter(), os.getloadavg()[0]
         wtimes, firsts, lim = time_host_vs_workspace(tmp, lake, host_ds, ws_ds, gid, rounds, a.workers, a.batch,
                                                    frozenset(a.without))
         ws = firsts["workspace"]
         print(f"DataLoader(num_workers={a.workers}, batch_size={a.batch}) over the library's items, "
               f".venv-workspace Python; workspace: uid {ws['uid']}, groups {ws['groups']}, {ws['root']}, "
-              f"limits {lim}; {time.perf_counter() - t:.1f} s", flush=True)
+              f"limits {lim}; {time.perf_counter() - t:.1f} s; load average {load0:.1f} before, "
+              f"{os.getloadavg()[0]:.1f} after", flush=True)
         total = sum(sums["library"])
         for name, f in firsts.items():
             if abs(f["sum"] - total) > 1e-5 * abs(total) or f["volumes"] != n:
