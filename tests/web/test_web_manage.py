@@ -172,6 +172,33 @@ def test_manage_pages_are_for_data_managers_only(svc, hub_server):
     assert d.post(f"{P}/manage/index", data={"csrf_token": "0" * 64}).status_code == 403  # a forged form
 
 
+def test_a_state_change_the_tracer_does_not_take_is_a_503_page_and_changes_nothing(svc, hub_server):
+    """The same catalogue served with a tracer that cannot be reached: releasing or publishing a dataset
+    (built by the first test) answers the plain page, 503, and the dataset keeps its state."""
+    from dataset_service.app import create_app
+    from dataset_service.models import Dataset, DatasetState
+    from fixtures.jupyterhub import free_port
+    from sqlalchemy import select
+
+    settings = svc.app_.state.settings.model_copy(update={
+        "tracer_url": f"http://127.0.0.1:{free_port()}/services/tracer", "tracer_token": "t"})
+    app = create_app(settings, recover_builds=False)
+    with app.state.db.session() as s:
+        ds = s.scalars(select(Dataset).where(Dataset.state.in_([DatasetState.draft, DatasetState.released]))).first()
+        assert ds is not None, "the first test builds datasets"
+        ds_id, before = ds.id, ds.state
+    target = "released" if before == DatasetState.draft else "published"
+    with TestClient(app, base_url="http://testserver") as c:
+        c.cookies.set(COOKIE, app.state.hub_auth.session_value(hub_server.token_for("dora")))
+        token = csrf_of(c.get(f"{P}/manage").text)
+        r = c.post(f"{P}/manage/datasets/{ds_id}/state", data={"csrf_token": token, "state": target},
+                   follow_redirects=False)
+    assert r.status_code == 503 and "could not be recorded in the audit trail" in r.text, r.text[:300]
+    assert r.headers["content-type"].startswith("text/html")
+    with app.state.db.session() as s:
+        assert s.get(Dataset, ds_id).state == before
+
+
 @pytest.fixture
 def st(governance_stack):
     return governance_stack
