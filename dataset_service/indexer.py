@@ -20,18 +20,19 @@
   folders become traverse-only for others (o-r, o+x) and study folders closed to
   others (o-rwx): studies are opened only through dataset ACL entries. When the
   service may not chmod, it says so in ``stats.permissions``.
+
+The walk, the eForms and the permissions are in ``lake_walk.py``; hashing, header parsing and the
+catalogue's synchronisation are here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import stat
 import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
@@ -40,34 +41,11 @@ from .db import Database
 from .dicom_header import NotDicom, read_header
 from insitu.manifest import study_digest
 from .models import File, IndexRun, IndexSkip, Series, Study, Subject, utcnow
-from .paths import safe_name
+from .lake_walk import IndexStats, fix_lake_permissions, read_eform, scan, skip
 from .settings import Settings
 
 FILE_COLS = ("series_id", "size", "mtime_ns", "inode", "sha256", "sop_uid", "modality", "body_part",
              "study_uid", "series_uid", "study_date", "study_description")
-
-
-@dataclass
-class IndexStats:
-    files_seen: int = 0
-    files_hashed: int = 0
-    files_cached: int = 0
-    bytes_hashed: int = 0
-    subjects: int = 0
-    studies: int = 0
-    series: int = 0
-    rows_written: int = 0
-    rows_deleted: int = 0
-    skipped: list[dict] = field(default_factory=list)
-    permissions: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def _skip(stats: IndexStats, path: str, reason: str) -> None:
-    stats.skipped.append({"path": path, "reason": reason})
 
 
 def _skip_rows(skipped: list[dict], run_id: int | None) -> list[dict]:
@@ -87,75 +65,6 @@ def _record_skips(s, skipped: list[dict], run_id: int | None) -> None:
     rows = _skip_rows(skipped, run_id)
     for i in range(0, len(rows), 5000):
         s.execute(insert(IndexSkip), rows[i:i + 5000])
-
-
-def _link_reason(lake_real: str, full: str) -> str:
-    target = os.path.realpath(full)
-    if target != lake_real and not target.startswith(lake_real + os.sep):
-        return "symbolic link pointing out of the lake"
-    return "symbolic link (links inside the lake are not followed)"
-
-
-def scan(lake: Path, stats: IndexStats):
-    """Yield (relpath, size, mtime_ns, inode) of every instance file in layout; fill skips."""
-    lake_real = os.path.realpath(lake)
-    subjects: list[str] = []
-    studies: list[str] = []
-    files: list[tuple[str, int, int, int]] = []
-
-    def entries(rel: str):
-        full = os.path.join(lake_real, rel) if rel else lake_real
-        try:
-            with os.scandir(full) as it:
-                return sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            _skip(stats, rel or ".", f"unreadable folder: {e.strerror}")
-            return []
-
-    def classify(e, rel: str, want_dir: bool) -> bool:
-        if e.is_symlink():
-            _skip(stats, rel, _link_reason(lake_real, e.path))
-            return False
-        if not safe_name(e.name):
-            _skip(stats, rel, "name is not a plain name (letters, digits, . _ -)")
-            return False
-        is_dir = e.is_dir(follow_symlinks=False)
-        if want_dir and not is_dir:
-            _skip(stats, rel, "a file where the layout expects a folder")
-            return False
-        if not want_dir and not e.is_file(follow_symlinks=False):
-            _skip(stats, rel, "not a regular file")
-            return False
-        return True
-
-    for s in entries(""):
-        if s.name == "eform.json" or s.name.startswith("."):
-            continue
-        if not classify(s, s.name, True):
-            continue
-        subjects.append(s.name)
-        for st in entries(s.name):
-            rel_st = f"{s.name}/{st.name}"
-            if st.name == "eform.json" and st.is_file(follow_symlinks=False):
-                continue
-            if not classify(st, rel_st, True):
-                continue
-            studies.append(rel_st)
-            for se in entries(rel_st):
-                rel_se = f"{rel_st}/{se.name}"
-                if not classify(se, rel_se, True):
-                    continue
-                for f in entries(rel_se):
-                    rel_f = f"{rel_se}/{f.name}"
-                    if not classify(f, rel_f, False):
-                        continue
-                    try:
-                        sr = f.stat(follow_symlinks=False)
-                    except OSError as e:
-                        _skip(stats, rel_f, f"cannot stat: {e.strerror}")
-                        continue
-                    files.append((rel_f, sr.st_size, sr.st_mtime_ns, sr.st_ino))
-    return subjects, studies, files
 
 
 def _hash_chunk(args):
@@ -221,63 +130,6 @@ class _Progress:
             self.bar.stop()
 
 
-def fix_lake_permissions(lake: Path, subjects: list[str], studies: list[str], stats: IndexStats) -> None:
-    lake_real = os.path.realpath(lake)
-    denied = 0
-
-    def apply(rel: str, clear: int, add: int):
-        nonlocal denied
-        p = os.path.join(lake_real, rel) if rel else lake_real
-        try:
-            mode = stat.S_IMODE(os.lstat(p).st_mode)
-            new = (mode & ~clear) | add
-            if new != mode:
-                os.chmod(p, new)
-        except PermissionError:
-            denied += 1
-        except OSError:
-            pass
-
-    apply("", stat.S_IROTH | stat.S_IWOTH, stat.S_IXOTH)
-    for s in subjects:
-        apply(s, stat.S_IROTH | stat.S_IWOTH, stat.S_IXOTH)
-    for st in studies:
-        apply(st, stat.S_IRWXO, 0)
-    if denied:
-        stats.permissions.append(
-            f"could not restrict {denied} lake folder(s): the service is not allowed to chmod them "
-            "(the lake owner must make folders above the studies traverse-only and studies closed to others)")
-    else:
-        stats.permissions.append(
-            f"lake root and {len(subjects)} subject folder(s) traverse-only for others; "
-            f"{len(studies)} study folder(s) closed to others")
-
-
-def _read_eform(lake: str, subject: str, stats: IndexStats) -> dict | None:
-    p = os.path.join(lake, subject, "eform.json")
-    if os.path.islink(p):
-        _skip(stats, f"{subject}/eform.json", _link_reason(lake, p))
-        return None
-    try:
-        with open(p, "rb") as fh:
-            raw = fh.read(1_000_001)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        _skip(stats, f"{subject}/eform.json", f"unreadable: {e.strerror}")
-        return None
-    try:
-        if len(raw) > 1_000_000:
-            raise ValueError("larger than 1 MB")
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except ValueError as e:
-        _skip(stats, f"{subject}/eform.json", f"invalid eForm: {e}")
-        return None
-
-
 def index_lake(settings: Settings, db: Database, *, progress: bool | None = None,
                requested_by: str | None = None, run_id: int | None = None) -> IndexStats:
     t0 = time.perf_counter()
@@ -317,7 +169,7 @@ def index_lake(settings: Settings, db: Database, *, progress: bool | None = None
     try:
         for rel, res, err in _hash_all(lake_real, todo, workers, bar):
             if err:
-                _skip(stats, rel, err)
+                skip(stats, rel, err)
                 continue
             digest, nbytes, hdr = res
             size, mtime, ino = keys[rel]
@@ -355,7 +207,7 @@ def index_lake(settings: Settings, db: Database, *, progress: bool | None = None
                                  sum(f[1] for f in files), study_digest(files))
     new_subjects: dict[str, tuple] = {}
     for subj in sorted({v[0] for v in new_studies.values()}):
-        ef = _read_eform(lake_real, subj, stats)
+        ef = read_eform(lake_real, subj, stats)
         g = (lambda k: str(ef.get(k))[:64] if ef and ef.get(k) is not None else None)
         new_subjects[subj] = (json.dumps(ef, sort_keys=True) if ef else None, g("cancer_type"),
                               g("age_group"), g("sex"), g("diagnosis_date"))
