@@ -51,11 +51,11 @@ from urllib.parse import urlparse
 # everything is imported before the process drops its privileges (hub/gateway_upstream.py too)
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from tornado import httpclient, httputil, netutil, web
-from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from hub import sniff
+from hub.http_linger import LingeringHTTPServer
 from hub.gateway_upstream import MAX_BODY, Upstream, UpstreamRefused, UpstreamWebSocket
 from hub.workspace.lockdown import is_blocked
 
@@ -404,7 +404,7 @@ def drop_privileges(uid: int, gid: int) -> None:
 
 async def serve(cfg: GatewayConfig) -> None:
     gw = Gateway(cfg)
-    server = HTTPServer(gw.app(), xheaders=True, max_body_size=MAX_BODY, max_buffer_size=MAX_BODY)
+    server = LingeringHTTPServer(gw.app(), xheaders=True, max_body_size=MAX_BODY, max_buffer_size=MAX_BODY)
     if cfg.listen:
         sock = netutil.bind_unix_socket(cfg.listen, mode=0o600)
         server.add_socket(sock)

@@ -136,6 +136,20 @@ def test_the_owner_reaches_the_server_through_the_oauth_flow(stack, alice):
         assert r.status_code == 201, (r.text[:300], hub.log()[-4000:])
 
 
+def test_quick_refusals_through_the_proxy_are_never_turned_into_503(stack, alice):
+    # The proxy writes a request in two steps; a refusal answered at once and followed by close()
+    # made its second write fail with EPIPE on the Unix socket, and the caller got the proxy's 503
+    # instead of the 403 (about one in seven before hub/http_linger.py). The gateway lingers now.
+    hub = stack[0]
+    codes: dict[int, int] = {}
+    with closing(browser(hub, "alice")) as c:
+        for _ in range(150):
+            c.get("/user/alice/api/status")
+            r = c.put("/user/alice/api/contents/refused.txt", json={"type": "file"})  # no _xsrf
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+    assert codes == {403: 150}, codes
+
+
 def test_others_never_reach_the_server(stack, alice):
     hub = stack[0]
     url, token = alice
