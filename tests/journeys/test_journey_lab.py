@@ -174,6 +174,48 @@ def test_open_an_example_from_the_file_browser_and_run_all_cells(stack, page):
     page.wait_for_selector(".lm-TabBar-tab.lm-mod-current:not(.jp-mod-dirty)", state="attached", timeout=60_000)
 
 
+THEMES = "/lab/api/settings/@jupyterlab/apputils-extension:themes"
+
+
+def test_theme_and_open_notebook_are_kept_when_the_workspace_is_stopped_and_started_from_the_home(stack, page):
+    """A person's second start: the dark theme chosen in the Settings menu and the notebook left open
+    come back after Stop my workspace and Start on the hub's home (a kernel has run: ~/.ipython exists,
+    which used to break every second start)."""
+    hub = stack["hub"]
+    ws = Workspace(hub.url + "/user/alice/", hub.token_for("alice"))
+    page.goto(hub.url + "/user/alice/lab/tree/examples/01-explore.ipynb")
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=120_000)
+    if page.locator(".jp-Dialog").count():  # a kernel choice: keep the default
+        page.locator(".jp-Dialog .jp-mod-accept").first.click()
+    with page.expect_response(lambda r: THEMES in r.url and r.request.method == "PUT") as saved:
+        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+        page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+    assert saved.value.status == 204, saved.value.status
+    page.wait_for_selector("body[data-jp-theme-name='JupyterLab Dark']", state="attached")
+    # JupyterLab stores its layout by itself (debounced): wait until the open notebook is in it
+    deadline = time.monotonic() + 60
+    while "examples/01-explore.ipynb" not in json.dumps(ws.get("lab/api/workspaces/default").json()):
+        assert time.monotonic() < deadline, ws.get("lab/api/workspaces/default").text[:2000]
+        page.wait_for_timeout(500)
+    assert (stack["home"] / ".ipython").is_dir()  # a kernel ran in this home
+
+    page.goto(hub.url + "/hub/home")
+    page.click("#stop")
+    page.locator("#start").wait_for(timeout=120_000)
+    wait_stopped(hub, "alice")
+    page.goto(hub.url + "/hub/home")
+    page.click("#start")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    page.locator(f'input[name=dataset][value="{stack["ds"]}"]').check()
+    page.locator("form input[type=submit], form button[type=submit]").first.click()
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
+    page.wait_for_selector("body[data-jp-theme-name='JupyterLab Dark']", state="attached", timeout=120_000)
+    tab = page.locator(".lm-TabBar-tab", has_text="01-explore.ipynb").first
+    tab.wait_for(timeout=120_000)
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=120_000)
+
+
 def test_revoked_grant_notifies_saves_and_the_home_says_why(stack, page):
     hub, service = stack["hub"], stack["service"]
     nb = {"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [], "execution_count": None}],
