@@ -23,7 +23,7 @@ import respx
 
 from hub import preflight
 from hub.kube import InsituKubeSpawner, pod_manifest_dict, render_plan, KubeOptions
-from hub.plan import GrantedDataset, PlanSettings, build_plan, derive_uid
+from hub.plan import GrantedDataset, PlanError, PlanSettings, build_plan, derive_uid
 from hub.spawner_base import WorkspaceRefused
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,7 +200,7 @@ async def test_the_options_form_is_the_platforms_on_kubernetes_too():
 
 
 async def test_dataset_of_another_project_is_never_rendered():
-    with pytest.raises(Exception) as e:
+    with pytest.raises(PlanError) as e:
         build_plan("alice", "lung1", GRANTED, ["ds-breast-mr-v1"], "notebook-cpu", SETTINGS, session_id="s-1")
     assert "not granted" in str(e.value)
 
