@@ -21,6 +21,10 @@ Invariants (each one is checked, and a violation raises :class:`PlanError`):
   read-only at ``<datasets_mount_root>/<dataset_id>``, and the home of this
   user *and project* (``<home_root>/<user>/<project>``) as the only writable
   mount;
+* ``dataset_paths``: each chosen dataset also by name, at
+  ``<datasets_mount_root>/by-name/<slug of name>-v<version>`` (``hub/dataset_names.py``: one
+  distinct safe component each), which the renderers make link to or mount the same folder;
+  no dataset id is ``by-name``;
 * dataset ids, user and project names are safe as path components and label
   values are valid Kubernetes label values.
 """
@@ -35,6 +39,8 @@ from types import MappingProxyType
 
 from kubespawner.slugs import is_valid_label, safe_slug
 from typing import Any, Iterable, Mapping, Sequence
+
+from hub.dataset_names import BY_NAME, readable_paths
 
 __all__ = [
     "PlanError",
@@ -222,6 +228,7 @@ class WorkspacePlan:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     resources: Resources
+    dataset_paths: Mapping[str, str] = field(default_factory=dict)  # id -> readable path (by name)
 
     @property
     def read_only_mounts(self) -> tuple[Mount, ...]:
@@ -245,6 +252,7 @@ class WorkspacePlan:
             "labels": dict(sorted(self.labels.items())),
             "annotations": dict(sorted(self.annotations.items())),
             "resources": asdict(self.resources),
+            "dataset_paths": dict(self.dataset_paths),
         }
 
     def to_json(self) -> str:
@@ -277,6 +285,7 @@ def _check_name(kind: str, value: str, pattern: re.Pattern) -> None:
 
 
 GRANTS_ENV = "INSITU_GRANTS"
+BY_NAME_ENV = "INSITU_DATASETS_BY_NAME"  # JSON {dataset id: readable path} (hub/workspace/granted.py)
 
 
 def session_grants(datasets: Sequence[GrantedDataset]) -> str:
@@ -341,6 +350,8 @@ def build_plan(
     gids: list[int] = []
     for g in datasets:
         _check_name("dataset", g.dataset_id, _SAFE_ID)
+        if g.dataset_id == BY_NAME:
+            raise PlanError("bad-dataset", f"dataset id {BY_NAME!r} is the folder of readable names")
         if g.gid < settings.min_dataset_gid:
             raise PlanError("bad-gid", f"dataset {g.dataset_id!r} has gid {g.gid} below {settings.min_dataset_gid}")
         if g.gid in (uid, gid):
@@ -379,6 +390,9 @@ def build_plan(
     grants = session_grants(datasets)
     if grants:
         env[GRANTS_ENV] = grants
+    by_name = readable_paths(((g.dataset_id, g.name, g.version) for g in datasets), settings.datasets_mount_root)
+    if by_name:
+        env[BY_NAME_ENV] = json.dumps(by_name, sort_keys=True, separators=(",", ":"))
 
     labels = {
         "app.kubernetes.io/name": "insitu-workspace",
@@ -416,6 +430,7 @@ def build_plan(
         labels=MappingProxyType(labels),
         annotations=MappingProxyType(annotations),
         resources=prof.resources,
+        dataset_paths=MappingProxyType(by_name),
     )
 
 

@@ -20,6 +20,9 @@ ACLs against the real uid and groups. The sandbox sees (``sandbox_argv``):
   (a tmpfs of ``tmp_limit`` bytes) and ``/dev/shm``;
 * the lake read-only at its mount path, each chosen dataset folder read-only at
   ``/mnt/datasets/<id>``, the home folder writable;
+* ``/mnt/datasets/by-name/<slug of name>-v<version>``: a symlink to ``../<id>`` per dataset
+  (the plan's ``dataset_paths``, ``hub/dataset_names.py``), made by bubblewrap in its own
+  root-owned folders (0755): the researcher can neither remove, replace nor add a link;
 * the workspace environment, the workspace library (``hub/workspace`` as
   ``insitu_workspace``), the core's rules it checks datasets with (``insitu/``)
   and the example notebooks read-only;
@@ -50,7 +53,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-from hub import gateway_local, sandbox_workspace
+from hub import dataset_names, gateway_local, sandbox_workspace
 from hub.plan import WorkspacePlan
 
 RUN_IN_SANDBOX = "/run/insitu"
@@ -172,10 +175,13 @@ def sandbox_argv(
     # every folder above a bind target is created 0755 (bubblewrap would make it 0700)
     targets = [m.target for m in plan.mounts] + [workspace_env, f"{WORKSPACE_PY}/insitu_workspace", WORKSPACE_ETC]
     targets += [dst for _, dst in extra_ro_binds] + [RUN_IN_SANDBOX, HUB_IN_SANDBOX, gateway_local.SERVER_IN_SANDBOX]
+    targets += list(plan.dataset_paths.values())
     for d in parent_dirs(targets):
         a += ["--perms", "0755", "--dir", d]
     for m in plan.mounts:
         a += ["--ro-bind" if m.read_only else "--bind", m.source, m.target]
+    for ds, path in sorted(plan.dataset_paths.items(), key=lambda x: x[1]):  # datasets by name
+        a += ["--symlink", dataset_names.link_target(ds), path]
     a += ["--ro-bind", workspace_env, workspace_env]
     a += ["--ro-bind", workspace_code, f"{WORKSPACE_PY}/insitu_workspace"]
     a += ["--ro-bind", workspace_etc, WORKSPACE_ETC]

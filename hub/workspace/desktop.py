@@ -92,7 +92,7 @@ def first_study_file(datasets_root: str = "/mnt/datasets") -> str | None:
     """The first DICOM file of the first granted dataset, as the workspace sees it."""
     root = Path(datasets_root)
     try:
-        dsets = sorted(p for p in root.iterdir() if p.is_dir())
+        dsets = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "by-name")  # ids, not names
     except OSError:
         return None
     for ds in dsets:

@@ -246,6 +246,17 @@ def test_session_grants_reach_the_workspace_environment():
     }
     bare = {**session, "datasets": [{"dataset_id": "ds-b", "gid": 70002, "path": "/var/ds/ds-b"}]}
     assert "INSITU_GRANTS" not in plan_from_session(bare, "notebook-cpu", S).environment
+    # each dataset also by name, under the datasets mount (hub/dataset_names.py), in the plan and its environment
+    assert dict(p.dataset_paths) == {"ds-a": "/mnt/datasets/by-name/lung-ct-v2", "ds-b": "/mnt/datasets/by-name/dataset"}
+    assert json.loads(p.environment["INSITU_DATASETS_BY_NAME"]) == dict(p.dataset_paths)
+
+
+def test_readable_paths_follow_the_datasets_mount_and_a_dataset_id_cannot_take_their_folder():
+    p = plan(chosen=["ds-a", "ds-b"], settings=replace(S, datasets_mount_root="/data/sets"),
+             granted=[{**GRANTED[0], "name": "Same", "version": "1"}, {**GRANTED[1], "name": "same", "version": "1"}])
+    assert dict(p.dataset_paths) == {"ds-a": "/data/sets/by-name/same-v1--ds-a", "ds-b": "/data/sets/by-name/same-v1--ds-b"}
+    with pytest.raises(PlanError, match="by-name"):
+        plan(chosen=["by-name"], granted=[{"dataset_id": "by-name", "gid": 5000}])
 
 
 def test_granted_dataset_without_path_needs_datasets_dir():

@@ -173,3 +173,22 @@ def test_without_links_given_the_hosts_merged_usr_links_are_used():
 
 def test_unix_url_quotes_the_whole_path():
     assert unix_url("/run/insitu-hub/hub.sock") == "http+unix://%2Frun%2Finsitu-hub%2Fhub.sock"
+
+
+def test_each_dataset_is_also_a_root_made_symlink_by_name_to_its_own_folder():
+    named = [{**GRANTS[0], "name": "Lung CT demo", "version": "1"}, {**GRANTS[1], "name": "../../etc", "version": "2"}]
+    plan = build_plan("alice", "lung", named, ["ds-a", "ds-b"], "notebook-cpu", S)
+    argv = argv_for(plan)
+    head = argv[:argv.index("--chdir")]
+    links = [(head[i + 1], head[i + 2]) for i, a in enumerate(head) if a == "--symlink" and "/mnt/" in head[i + 2]]
+    assert links == [("../ds-b", "/mnt/datasets/by-name/etc-v2"), ("../ds-a", "/mnt/datasets/by-name/lung-ct-demo-v1")]
+    # the folder of the links is bubblewrap's (root's, 0755), made before them; no bind lands in it
+    i = head.index("/mnt/datasets/by-name")
+    assert head[i - 3:i + 1] == ["--perms", "0755", "--dir", "/mnt/datasets/by-name"]
+    assert i < head.index("--symlink", head.index("/mnt/datasets/ds-b"))
+    binds = [head[j + 2] for j, a in enumerate(head) if a in ("--bind", "--ro-bind", "--bind-try", "--ro-bind-try")]
+    assert not [b for b in binds if b.startswith("/mnt/datasets/by-name")]
+    # each link resolves to the dataset's own read-only mount
+    for target, link in links:
+        resolved = os.path.normpath(os.path.join(os.path.dirname(link), target))
+        assert ("--ro-bind", resolved) in [(head[j], head[j + 2]) for j in range(len(head) - 2)]
