@@ -16,7 +16,11 @@ pre-flight check):
   capability dropped, read-only root file system (``/tmp`` is an emptyDir);
 * no service-account token;
 * volumes: the lake claim read-only at the lake mount path, the datasets claim
-  read-only, mounted once per chosen dataset with ``subPath: <dataset id>``;
+  read-only, mounted once per chosen dataset with ``subPath: <dataset id>`` at
+  ``/mnt/datasets/<id>`` and once more at its readable path (the plan's ``dataset_paths``:
+  ``/mnt/datasets/by-name/<slug>-v<version>``, ``hub/dataset_names.py``; a second read-only
+  mount rather than a symlink: no init step, the mount points are made by the runtime in the
+  read-only root file system, and Kyverno's rules for dataset mounts hold for it unchanged);
   the homes claim writable with ``subPath: <user>/<project>`` (one home per
   user and project); nothing else;
 * labels and annotations from the plan (user, project, profile, session,
@@ -107,6 +111,10 @@ def render_plan(plan: WorkspacePlan, opts: KubeOptions, *, vnc_password: str | N
             mounts.append({"name": "home", "mountPath": m.target, "subPath": f"{plan.user}/{plan.project}"})
         else:
             raise WorkspaceRefused(f"unknown mount kind {m.kind!r}")
+    for ds, path in sorted(plan.dataset_paths.items(), key=lambda x: x[1]):  # the datasets by name
+        if ds not in plan.dataset_ids:
+            raise WorkspaceRefused(f"readable path {path!r} names dataset {ds!r}, which the plan does not mount")
+        mounts.append({"name": "datasets", "mountPath": path, "subPath": ds, "readOnly": True})
     if len(writable) != 1 or writable[0] != plan.home:
         raise WorkspaceRefused("the plan must have exactly one writable mount, the home")
     if any(m.get("subPath") for m in mounts if m["name"] == "datasets"):

@@ -32,8 +32,9 @@ GOLDEN = Path(__file__).parent / "golden"
 K8S_VERSION = "1.33.0"
 SETTINGS = PlanSettings(datasets_dir="/srv/insitu/datasets")
 GRANTED = [
-    GrantedDataset("ds-lung-ct-v1", 3001, manifest_root="0x" + "aa" * 32, project="lung1"),
-    GrantedDataset("ds-lung-pet-v2", 3002, manifest_root="0x" + "bb" * 32, project="lung1"),
+    GrantedDataset("ds-lung-ct-v1", 3001, manifest_root="0x" + "aa" * 32, project="lung1", name="Lung CT", version="1"),
+    GrantedDataset("ds-lung-pet-v2", 3002, manifest_root="0x" + "bb" * 32, project="lung1", name="Lung PET/CT",
+                   version="2"),
     GrantedDataset("ds-breast-mr-v1", 3003, manifest_root="0x" + "cc" * 32, project="breast2"),
 ]
 
@@ -167,7 +168,12 @@ async def test_manifest_invariants(name):
     assert vols["datasets"]["persistentVolumeClaim"] == {"claimName": "insitu-datasets", "readOnly": True}
     writable = [mt for mt in c["volumeMounts"] if not mt.get("readOnly")]
     assert sorted(mt["mountPath"] for mt in writable) == ["/home/jovyan", "/tmp"]
-    assert [mt["subPath"] for mt in c["volumeMounts"] if mt["name"] == "datasets"] == chosen
+    ds_mounts = [(mt["mountPath"], mt["subPath"]) for mt in c["volumeMounts"] if mt["name"] == "datasets"]
+    # each chosen dataset at its id, then once more at its readable path (the same folder of the claim)
+    assert [d for p, d in ds_mounts if p == f"/mnt/datasets/{d}"] == chosen
+    by_name = {d: p for p, d in ds_mounts if p.startswith("/mnt/datasets/by-name/")}
+    assert by_name == dict(plan.dataset_paths) and len(ds_mounts) == 2 * len(chosen)
+    assert by_name.get("ds-lung-pet-v2", "/mnt/datasets/by-name/lung-pet-ct-v2") == "/mnt/datasets/by-name/lung-pet-ct-v2"
     assert all(mt.get("readOnly") for mt in c["volumeMounts"] if mt["name"] in ("lake", "datasets"))
     ann = m["metadata"]["annotations"]
     assert ann["insitu.io/user"] == "alice" and ann["insitu.io/project"] == "lung1"
