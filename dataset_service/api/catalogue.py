@@ -6,16 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from insitu.httpapi import Offset, limit_query, unprocessable
 
 from ..catalogue import _VALUE, FILTERS, BadQuery, study_query
-from ..deps import MANAGERS, Identity, get_session, get_settings, require_roles
+from ..deps import MANAGERS, Identity, SessionDep, SettingsDep, require_roles
 from ..models import Study
 from ..paths import NAME_RE, UnsafePath, check_study_id
 from ..schemas import Page, StudyDetail, StudyOut
-from ..settings import Settings
 
 router = APIRouter(prefix="/api/catalogue", tags=["catalogue"])
 Value = Annotated[str | None, Query(pattern=_VALUE.pattern)]
@@ -28,14 +26,10 @@ def filters(_: Identity = Depends(require_roles(*MANAGERS))) -> dict[str, str]:
 
 
 @router.get("/studies", response_model=Page[StudyOut], summary="Search studies with filters and paging")
-def search(
-    subject: Value = None, modality: Value = None, body_part: Value = None,
-    cancer_type: Value = None, sex: Value = None, age_group: Value = None,
-    date_from: dt.date | None = None, date_to: dt.date | None = None,
-    limit: limit_query(50, 500) = 50, offset: Offset = 0,
-    _: Identity = Depends(require_roles(*MANAGERS)),
-    s: Session = Depends(get_session, scope="function"), settings: Settings = Depends(get_settings),
-):
+def search(s: SessionDep, settings: SettingsDep, subject: Value = None, modality: Value = None,
+           body_part: Value = None, cancer_type: Value = None, sex: Value = None, age_group: Value = None,
+           date_from: dt.date | None = None, date_to: dt.date | None = None, limit: limit_query(50, 500) = 50,
+           offset: Offset = 0, _: Identity = Depends(require_roles(*MANAGERS))):
     if limit > settings.max_page_size:
         raise unprocessable(f"limit must be at most {settings.max_page_size}", ("query", "limit"), input=limit)
     try:
@@ -51,8 +45,7 @@ def search(
 
 
 @router.get("/studies/{subject}/{study}", response_model=StudyDetail, summary="One study with its series")
-def get_study(subject: Name, study: Name, _: Identity = Depends(require_roles(*MANAGERS)),
-              s: Session = Depends(get_session, scope="function")):
+def get_study(subject: Name, study: Name, s: SessionDep, _: Identity = Depends(require_roles(*MANAGERS))):
     try:
         check_study_id(f"{subject}/{study}")
     except UnsafePath as e:

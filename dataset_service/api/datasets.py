@@ -1,19 +1,18 @@
 """Datasets: list, create, get, update, state transitions, manifest, build status, integrity check."""
 from __future__ import annotations
 
-import json
-
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from insitu.httpapi import Offset, limit_query, unprocessable
 from insitu.trace_client import TracerError
 
 from ..builder import RequestError, create_dataset, final_path
-from ..deps import MANAGERS, READERS, Identity, get_session, get_settings, require_roles
+from ..deps import (MANAGERS, READERS, BuildsDep, DatabaseDep, Identity, SessionDep, SettingsDep,
+                    require_roles)
 from ..models import Dataset, DatasetEvent, DatasetState
 from ..operations import Conflict, NotFound, check, transition, update_metadata
+from ..publication.service import PublisherDep
 from ..schemas import (BuildStatus, CheckOut, DatasetCreate, DatasetOut, DatasetUpdate, EventOut, Page,
                        PublicDataset, Transition)
 from ..settings import Settings
@@ -40,9 +39,8 @@ def _paging(limit: int, settings: Settings) -> None:
 
 
 @router.get("/api/datasets", response_model=Page[DatasetOut], summary="List datasets (paged)")
-def list_datasets(state: DatasetState | None = None, limit: Limit = 50, offset: Offset = 0,
-                  who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session, scope="function"),
-                  settings: Settings = Depends(get_settings)):
+def list_datasets(s: SessionDep, settings: SettingsDep, state: DatasetState | None = None, limit: Limit = 50,
+                  offset: Offset = 0, who: Identity = Depends(require_roles(*READERS))):
     """Data managers, auditors and admins see every dataset; researchers and DAC members see the
     released, published and invalidated ones."""
     _paging(limit, settings)
@@ -58,36 +56,34 @@ def list_datasets(state: DatasetState | None = None, limit: Limit = 50, offset: 
 
 @router.post("/api/datasets", status_code=202, response_model=DatasetOut,
              summary="Create a dataset from study ids, a catalogue query or all studies; it builds in the background")
-def create(body: DatasetCreate, request: Request, response: Response,
-           who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
-    db = request.app.state.db
+def create(body: DatasetCreate, response: Response, settings: SettingsDep, db: DatabaseDep, builds: BuildsDep,
+           who: Identity = Depends(require_roles(*MANAGERS))):
     try:
         dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump(mode="json"))
     except RequestError as e:
         if e.status == 422:
             raise unprocessable(str(e)) from None
         raise HTTPException(e.status, str(e)) from None
-    request.app.state.builds.submit(dataset_id)
+    builds.submit(dataset_id)
     response.headers["Location"] = f"{settings.service_prefix}/api/datasets/{dataset_id}"
     with db.session() as s:
         return DatasetOut.model_validate(s.get(Dataset, dataset_id))
 
 
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetOut, summary="One dataset")
-def get_dataset(dataset_id: str, who: Identity = Depends(require_roles(*READERS)),
-                s: Session = Depends(get_session, scope="function")):
+def get_dataset(dataset_id: str, s: SessionDep, who: Identity = Depends(require_roles(*READERS))):
     return _visible(who, s.get(Dataset, dataset_id), dataset_id)
 
 
 @router.patch("/api/datasets/{dataset_id}", response_model=DatasetOut,
               summary="Edit the fields that do not alter the content (description, licence, tags, contact)")
-def patch_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
-                  who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
+def patch_dataset(dataset_id: str, body: DatasetUpdate, settings: SettingsDep, db: DatabaseDep,
+                  who: Identity = Depends(require_roles(*MANAGERS))):
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
         raise unprocessable("fields cannot be set to null", ("body", next(k for k, v in changes.items() if v is None)))
     try:
-        ds = update_metadata(settings, request.app.state.db, dataset_id, changes, who.name)
+        ds = update_metadata(settings, db, dataset_id, changes, who.name)
     except NotFound as e:
         raise HTTPException(404, str(e)) from None
     except Conflict as e:
@@ -99,10 +95,10 @@ def patch_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
 
 @router.post("/api/datasets/{dataset_id}/state", response_model=DatasetOut,
              summary="State transition: draft→released→published, any of them→invalidated")
-def set_state(dataset_id: str, body: Transition, request: Request, response: Response,
-              who: Identity = Depends(require_roles(*MANAGERS)), settings: Settings = Depends(get_settings)):
+def set_state(dataset_id: str, body: Transition, response: Response, settings: SettingsDep, db: DatabaseDep,
+              publisher: PublisherDep, who: Identity = Depends(require_roles(*MANAGERS))):
     try:
-        ds = transition(settings, request.app.state.db, dataset_id, body.state, who.name, body.reason)
+        ds = transition(settings, db, dataset_id, body.state, who.name, body.reason)
     except NotFound as e:
         raise HTTPException(404, str(e)) from None
     except Conflict as e:
@@ -110,9 +106,7 @@ def set_state(dataset_id: str, body: Transition, request: Request, response: Res
     except _tracer_errors() as e:
         raise HTTPException(503, f"the transition could not be traced, nothing changed: {e}") from None
     if body.state == DatasetState.published:  # a DOI when the platform has a registry (a failure leaves none)
-        from ..publication.service import mint_after_publish
-
-        failed = mint_after_publish(request, dataset_id, who.name)
+        failed = publisher.mint_after_publish(dataset_id, who.name)
         if failed:
             why = failed[:200].encode("ascii", "replace").decode().replace('"', "'")
             response.headers["Warning"] = f'199 - "published without a DOI: {why}"'
@@ -120,8 +114,7 @@ def set_state(dataset_id: str, body: Transition, request: Request, response: Res
 
 
 @router.get("/api/datasets/{dataset_id}/manifest", summary="The dataset's manifest.json (insitu-manifest/1)")
-def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), s: Session = Depends(get_session, scope="function"),
-             settings: Settings = Depends(get_settings)):
+def manifest(dataset_id: str, s: SessionDep, settings: SettingsDep, who: Identity = Depends(require_roles(*READERS))):
     ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
     if ds.merkle_root is None:
         raise HTTPException(409, f"dataset {dataset_id} is {ds.state.value}: no manifest yet")
@@ -133,25 +126,24 @@ def manifest(dataset_id: str, who: Identity = Depends(require_roles(*READERS)), 
 
 
 @router.get("/api/datasets/{dataset_id}/build", response_model=BuildStatus, summary="Build state and progress")
-def build_status(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)),
-                 s: Session = Depends(get_session, scope="function")):
+def build_status(dataset_id: str, s: SessionDep, who: Identity = Depends(require_roles(*SEE_ALL))):
     ds = _visible(who, s.get(Dataset, dataset_id), dataset_id)
     return BuildStatus(dataset_id=ds.id, state=ds.state, phase=ds.build_phase, done=ds.progress_done,
                        total=ds.progress_total, attempts=ds.build_attempts, error=ds.error)
 
 
 @router.get("/api/datasets/{dataset_id}/events", response_model=list[EventOut], summary="History of a dataset")
-def events(dataset_id: str, who: Identity = Depends(require_roles(*SEE_ALL)), s: Session = Depends(get_session, scope="function")):
+def events(dataset_id: str, s: SessionDep, who: Identity = Depends(require_roles(*SEE_ALL))):
     _visible(who, s.get(Dataset, dataset_id), dataset_id)
     return s.scalars(select(DatasetEvent).where(DatasetEvent.dataset_id == dataset_id).order_by(DatasetEvent.seq)).all()
 
 
 @router.post("/api/datasets/{dataset_id}/check", response_model=CheckOut,
              summary="Integrity check: re-hash every file and compare with the manifest")
-def integrity(dataset_id: str, request: Request, who: Identity = Depends(require_roles(*SEE_ALL)),
-              settings: Settings = Depends(get_settings)):
+def integrity(dataset_id: str, settings: SettingsDep, db: DatabaseDep,
+              who: Identity = Depends(require_roles(*SEE_ALL))):
     try:
-        res = check(settings, request.app.state.db, dataset_id)
+        res = check(settings, db, dataset_id)
     except NotFound as e:
         raise HTTPException(404, str(e)) from None
     except Conflict as e:
@@ -161,8 +153,7 @@ def integrity(dataset_id: str, request: Request, who: Identity = Depends(require
 
 @router.get("/api/public/datasets", response_model=Page[PublicDataset],
             summary="Published datasets: public, citable metadata (no login)")
-def public_list(limit: Limit = 50, offset: Offset = 0, s: Session = Depends(get_session, scope="function"),
-                settings: Settings = Depends(get_settings)):
+def public_list(s: SessionDep, settings: SettingsDep, limit: Limit = 50, offset: Offset = 0):
     _paging(limit, settings)
     q = select(Dataset).where(Dataset.state == DatasetState.published)
     total = s.scalar(select(func.count()).select_from(q.subquery()))
@@ -173,7 +164,7 @@ def public_list(limit: Limit = 50, offset: Offset = 0, s: Session = Depends(get_
 
 @router.get("/api/public/datasets/{dataset_id}", response_model=PublicDataset,
             summary="One published dataset's public metadata (no login)")
-def public_get(dataset_id: str, s: Session = Depends(get_session, scope="function")):
+def public_get(dataset_id: str, s: SessionDep):
     ds = s.get(Dataset, dataset_id)
     if ds is None or ds.state != DatasetState.published:
         raise HTTPException(404, f"no published dataset {dataset_id!r}")

@@ -29,17 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from insitu.identity import Identity, current_identity, require_roles
+from insitu.identity import CurrentIdentity, Identity, require_roles
 
 from insitu.httpapi import RowId, unprocessable
 
-from ..deps import get_session
+from ..deps import SessionDep
 from ..models import Dataset
-from .deps import GOVERNANCE_ERRORS, get_governance, governance_settings, to_http
+from .deps import GOVERNANCE_ERRORS, GovernanceDep, GovernanceSettingsDep, to_http
 from .models import AccessRequest, Grant, SessionDataset, WorkSession
 from .rules import RequestState
 from .service import Governance, aware
-from .settings import GovernanceSettings
 
 router = APIRouter(prefix="/api", tags=["access governance"])
 
@@ -133,8 +132,8 @@ def can_see_request(who: Identity, req: AccessRequest) -> bool:
 
 # --- requests ----------------------------------------------------------------
 @router.post("/access-requests", status_code=201)
-def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def create_request(body: RequestIn, s: SessionDep, gov: GovernanceDep,
+                   who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.submit, s, requester=who.name, requester_projects=who.projects, dataset_id=body.dataset_id,
                project=body.project, purpose=body.purpose, intended_use=body.intended_use,
                duration_days=body.duration_days, extends_grant_id=body.extends_grant_id)
@@ -142,8 +141,8 @@ def create_request(body: RequestIn, who: Identity = Depends(require_roles(*RESEA
 
 
 @router.get("/access-requests")
-def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
-                  s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
+def list_requests(s: SessionDep, gov: GovernanceDep,
+                  who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
                   state: RequestState | None = None, dataset_id: str | None = None, project: str | None = None,
                   mine: bool = False, limit: int = Query(200, ge=1, le=1000)):
     q = select(AccessRequest).order_by(AccessRequest.id.desc()).limit(limit)
@@ -163,8 +162,7 @@ def list_requests(who: Identity = Depends(require_roles("researchers", "dac", "a
 
 
 @router.get("/access-requests/{request_id}")
-def get_request(request_id: RowId, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
-                gov: Governance = Depends(get_governance)):
+def get_request(request_id: RowId, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep):
     req = s.get(AccessRequest, request_id)
     if req is None:
         raise HTTPException(404, "no such access request")
@@ -174,40 +172,40 @@ def get_request(request_id: RowId, who: Identity = Depends(current_identity), s:
 
 
 @router.post("/access-requests/{request_id}/votes")
-def vote(request_id: RowId, body: VoteIn, who: Identity = Depends(require_roles(*DAC)),
-         s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def vote(request_id: RowId, body: VoteIn, s: SessionDep, gov: GovernanceDep,
+         who: Identity = Depends(require_roles(*DAC))):
     req = _run(gov.vote, s, request_id, reviewer=who.name, reviewer_projects=who.projects, decision=body.decision,
                reason=body.reason)
     return request_view(req, gov)
 
 
 @router.post("/access-requests/{request_id}/changes")
-def ask_for_changes(request_id: RowId, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
-                    s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def ask_for_changes(request_id: RowId, body: ReasonIn, s: SessionDep, gov: GovernanceDep,
+                    who: Identity = Depends(require_roles(*DAC))):
     req = _run(gov.request_changes, s, request_id, reviewer=who.name, reviewer_projects=who.projects,
                reason=body.reason)
     return request_view(req, gov)
 
 
 @router.post("/access-requests/{request_id}/resubmit")
-def resubmit(request_id: RowId, body: ResubmitIn, who: Identity = Depends(require_roles(*RESEARCHERS)),
-             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def resubmit(request_id: RowId, body: ResubmitIn, s: SessionDep, gov: GovernanceDep,
+             who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.resubmit, s, request_id, actor=who.name, purpose=body.purpose, intended_use=body.intended_use,
                duration_days=body.duration_days)
     return request_view(req, gov)
 
 
 @router.post("/access-requests/{request_id}/withdraw")
-def withdraw(request_id: RowId, who: Identity = Depends(require_roles(*RESEARCHERS)),
-             s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def withdraw(request_id: RowId, s: SessionDep, gov: GovernanceDep,
+             who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.withdraw, s, request_id, actor=who.name)
     return request_view(req, gov)
 
 
 # --- grants ------------------------------------------------------------------
 @router.get("/grants")
-def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "auditors", "data-managers")),
-                s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance),
+def list_grants(s: SessionDep, gov: GovernanceDep,
+                who: Identity = Depends(require_roles("researchers", "dac", "auditors", "data-managers")),
                 project: str | None = None, dataset_id: str | None = None, active: bool = False):
     q = select(Grant).order_by(Grant.id.desc())
     if project:
@@ -221,15 +219,15 @@ def list_grants(who: Identity = Depends(require_roles("researchers", "dac", "aud
 
 
 @router.post("/grants/{grant_id}/revoke")
-def revoke(grant_id: RowId, body: ReasonIn, who: Identity = Depends(require_roles(*DAC)),
-           s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def revoke(grant_id: RowId, body: ReasonIn, s: SessionDep, gov: GovernanceDep,
+           who: Identity = Depends(require_roles(*DAC))):
     g = _run(gov.revoke, s, grant_id, actor=who.name, reason=body.reason)
     return grant_view(g, gov)
 
 
 @router.get("/datasets/{dataset_id}/access-history")
-def access_history(dataset_id: str, who: Identity = Depends(require_roles("dac", "data-managers", "auditors")),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def access_history(dataset_id: str, s: SessionDep, gov: GovernanceDep,
+                   who: Identity = Depends(require_roles("dac", "data-managers", "auditors"))):
     if s.get(Dataset, dataset_id) is None:
         raise HTTPException(404, "no such dataset")
     return history(s, gov, dataset_id)
@@ -255,25 +253,21 @@ def history(s: Session, gov: Governance, dataset_id: str) -> dict:
 
 
 # --- the hub-facing API (docs/CONTRACTS.md §3) --------------------------------
-def _hub_service(gs: GovernanceSettings = Depends(governance_settings),
-                 who: Identity = Depends(current_identity)) -> Identity:
+def _hub_service(gs: GovernanceSettingsDep, who: CurrentIdentity) -> Identity:
     if not (who.is_service and who.name == gs.hub_service_name):
         raise HTTPException(403, f"only the platform service {gs.hub_service_name} may call this")
     return who
 
 
 @router.get("/users/{name}/usable-datasets")
-def usable_datasets(name: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
-                    gov: Governance = Depends(get_governance),
-                    gs: GovernanceSettings = Depends(governance_settings)):
+def usable_datasets(name: str, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep, gs: GovernanceSettingsDep):
     if not ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == name)):
         raise HTTPException(403, "only the hub or the user themself may list a user's usable datasets")
     return _run(gov.usable_datasets, s, name)
 
 
 @router.post("/sessions", status_code=201)
-def open_session(body: SessionIn, who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
-                 gov: Governance = Depends(get_governance)):
+def open_session(body: SessionIn, s: SessionDep, gov: GovernanceDep, who: Identity = Depends(_hub_service)):
     ws = _run(gov.open_session, s, user=body.user, project=body.project, dataset_ids=list(body.dataset_ids),
               profile=body.profile, opened_by=who.name)
     return gov.session_view(ws, s)
@@ -286,22 +280,21 @@ class RefusalIn(Body):
 
 
 @router.post("/sessions/{session_id}/refusals", status_code=201)
-def record_refusal(session_id: str, body: RefusalIn, who: Identity = Depends(_hub_service),
-                   s: Session = Depends(get_session, scope="function"), gov: Governance = Depends(get_governance)):
+def record_refusal(session_id: str, body: RefusalIn, s: SessionDep, gov: GovernanceDep,
+                   who: Identity = Depends(_hub_service)):
     """A workspace gateway (on the hub's behalf) refused to hand out a file: traced as REFUSE_DOWNLOAD."""
     _run(gov.record_refusal, s, session_id, kind=body.kind, channel=body.channel, path_digest=body.path_digest)
     return {"traced": True}
 
 
 @router.get("/sessions/uncovered")
-def uncovered(who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
-              gov: Governance = Depends(get_governance)):
+def uncovered(s: SessionDep, gov: GovernanceDep, who: Identity = Depends(_hub_service)):
     return gov.uncovered_sessions(s)
 
 
 @router.get("/sessions/{session_id}")
-def get_work_session(session_id: str, who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function"),
-                     gov: Governance = Depends(get_governance), gs: GovernanceSettings = Depends(governance_settings)):
+def get_work_session(session_id: str, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep,
+                     gs: GovernanceSettingsDep):
     ws = s.get(WorkSession, session_id)
     if ws is None:
         raise HTTPException(404, "no such session")
@@ -313,8 +306,7 @@ def get_work_session(session_id: str, who: Identity = Depends(current_identity),
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-def close_session(session_id: str, who: Identity = Depends(_hub_service), s: Session = Depends(get_session, scope="function"),
-                  gov: Governance = Depends(get_governance),
+def close_session(session_id: str, s: SessionDep, gov: GovernanceDep, who: Identity = Depends(_hub_service),
                   reason: str = Query("stopped", max_length=16, description="why it ended: stopped, revoked, "
                                       "invalidated, expired, crashed, failed_start (traced as START_FAILED)")):
     _run(gov.close_session, s, session_id, actor=who.name, reason=reason)

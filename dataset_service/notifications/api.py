@@ -1,16 +1,15 @@
 """The in-app notification list: API (for the hub home and scripts) and the page ``/notifications``."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from insitu.httpapi import BodyId
-from insitu.identity import Identity, current_identity
+from insitu.identity import CurrentIdentity
 
-from ..deps import get_session
 from ..governance.service import aware
-from ..web.deps import DbSession, ReaderForm, ReaderPage, done, render
+from ..deps import SessionDep
+from ..web.deps import ReaderForm, ReaderPage, done, render
 from .service import Notifier
 
 router = APIRouter()
@@ -22,8 +21,7 @@ def view(n) -> dict:
 
 
 @router.get("/api/notifications", tags=["notifications"])
-def list_notifications(unread: bool = False, limit: int = 50, who: Identity = Depends(current_identity),
-                       s: Session = Depends(get_session, scope="function")):
+def list_notifications(who: CurrentIdentity, s: SessionDep, unread: bool = False, limit: int = 50):
     """The caller's notifications, newest first (a service token gets an empty list)."""
     limit = max(1, min(limit, 200))
     rows = [] if who.is_service else Notifier.list_for(s, who.name, unread_only=unread, limit=limit)
@@ -32,7 +30,7 @@ def list_notifications(unread: bool = False, limit: int = 50, who: Identity = De
 
 
 @router.get("/api/notifications/unread-count", tags=["notifications"])
-def unread_count(who: Identity = Depends(current_identity), s: Session = Depends(get_session, scope="function")):
+def unread_count(who: CurrentIdentity, s: SessionDep):
     return {"unread": 0 if who.is_service else Notifier.unread_count(s, who.name)}
 
 
@@ -41,20 +39,19 @@ class ReadIn(BaseModel):
 
 
 @router.post("/api/notifications/read", tags=["notifications"])
-def mark_read(body: ReadIn, who: Identity = Depends(current_identity),
-              s: Session = Depends(get_session, scope="function")):
+def mark_read(body: ReadIn, who: CurrentIdentity, s: SessionDep):
     n = 0 if who.is_service else Notifier.mark_read(s, who.name, body.ids)
     return {"marked": n, "unread": 0 if who.is_service else Notifier.unread_count(s, who.name)}
 
 
 @router.get("/notifications", include_in_schema=False)
-def page(request: Request, who: ReaderPage, s: DbSession):
+def page(request: Request, who: ReaderPage, s: SessionDep):
     rows = Notifier.list_for(s, who.name, limit=100)
     return render(request, who, "notifications.html", items=[view(n) | {"at": aware(n.created_at)} for n in rows],
                   unread=Notifier.unread_count(s, who.name))
 
 
 @router.post("/notifications/read", include_in_schema=False)
-def page_read(request: Request, who: ReaderForm, s: DbSession):
+def page_read(request: Request, who: ReaderForm, s: SessionDep):
     Notifier.mark_read(s, who.name, None)
     return done(request, "/notifications", "read")

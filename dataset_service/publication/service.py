@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import traces
 from ..builder import add_event
+from ..db import Database
+from ..deps import DatabaseDep, SettingsDep
 from ..governance.service import aware
 from ..models import Dataset, DatasetEvent, DatasetState
+from ..settings import Settings
 from .citation import datacite, public_record
 from .doi import DoiRegistry, RegistryError
 from .settings import PublishSettings
@@ -74,16 +80,32 @@ def base_of(request) -> str:
     return publish_settings(request).public_url or str(request.base_url).rstrip("/")
 
 
-def mint_after_publish(request, dataset_id: str, actor: str) -> str | None:
-    """After a publication: mint the DOI when a registry is configured. The reason when it failed, else None."""
-    registry = request.app.state.doi_registry
-    if registry is None:
+@dataclass(frozen=True)
+class Publisher:
+    """The DOI side of a publication, as the app was assembled: its settings, database, DOI registry (None:
+    the platform mints no DOIs), citation settings, and the public origin of the request's citations."""
+    settings: Settings
+    db: Database
+    registry: DoiRegistry | None
+    ps: PublishSettings
+    base: str
+
+    def mint_after_publish(self, dataset_id: str, actor: str) -> str | None:
+        """After a publication: mint the DOI when a registry is configured. The reason when it failed, else
+        None."""
+        if self.registry is None:
+            return None
+        try:
+            mint(self.settings, self.db, self.registry, dataset_id, actor, base=self.base, ps=self.ps)
+        except RegistryError as e:
+            return str(e)
+        except Exception as e:  # noqa: BLE001 - the tracer down: the DOI exists, retried from the page
+            return f"the DOI could not be recorded ({type(e).__name__}); register it again from the page"
         return None
-    try:
-        mint(request.app.state.settings, request.app.state.db, registry, dataset_id, actor,
-             base=base_of(request), ps=publish_settings(request))
-    except RegistryError as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - the tracer down: the DOI exists, retried from the page
-        return f"the DOI could not be recorded ({type(e).__name__}); register it again from the page"
-    return None
+
+
+def get_publisher(request: Request, settings: SettingsDep, db: DatabaseDep) -> Publisher:
+    return Publisher(settings, db, request.app.state.doi_registry, publish_settings(request), base_of(request))
+
+
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]

@@ -19,9 +19,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from ..models import Dataset, DatasetState
-from ..web.deps import DbSession, ManagerForm, done, error_page, render
+from ..deps import SessionDep, get_settings
+from ..web.deps import ManagerForm, done, error_page, render
 from .citation import bibtex, datacite, ro_crate
-from .service import base_of, mint_after_publish, publish_settings, record
+from .service import PublisherDep, base_of, publish_settings, record
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,7 +33,7 @@ def _published(s: Session, dataset_id: str) -> Dataset | None:
 
 
 def _record(request: Request, s: Session, ds: Dataset) -> dict:
-    return record(s, ds, base=base_of(request), prefix=request.app.state.settings.service_prefix,
+    return record(s, ds, base=base_of(request), prefix=get_settings(request).service_prefix,
                   ps=publish_settings(request))
 
 
@@ -41,7 +42,7 @@ def _missing(dataset_id: str) -> JSONResponse:
 
 
 @router.get("/public/datasets/{dataset_id}", response_class=HTMLResponse)
-def public_page(dataset_id: str, request: Request, s: DbSession):
+def public_page(dataset_id: str, request: Request, s: SessionDep):
     ds = _published(s, dataset_id)
     if ds is None:
         return error_page(request, None, 404, "No such published dataset",
@@ -62,32 +63,32 @@ def _document(dataset_id: str, request: Request, s: Session, make, media_type: s
 
 
 @router.get("/public/datasets/{dataset_id}/datacite.json")
-def public_datacite(dataset_id: str, request: Request, s: DbSession):
+def public_datacite(dataset_id: str, request: Request, s: SessionDep):
     return _document(dataset_id, request, s, datacite, "application/vnd.api+json")
 
 
 @router.get("/public/datasets/{dataset_id}/citation.bib")
-def public_bibtex(dataset_id: str, request: Request, s: DbSession):
+def public_bibtex(dataset_id: str, request: Request, s: SessionDep):
     return _document(dataset_id, request, s, bibtex, "application/x-bibtex; charset=utf-8")
 
 
 @router.get("/public/datasets/{dataset_id}/ro-crate-metadata.json")
-def public_ro_crate(dataset_id: str, request: Request, s: DbSession):
+def public_ro_crate(dataset_id: str, request: Request, s: SessionDep):
     return _document(dataset_id, request, s, ro_crate, "application/ld+json")
 
 
 @router.post("/manage/datasets/{dataset_id}/doi")
-def register_doi(dataset_id: str, request: Request, who: ManagerForm, s: DbSession):
-    back = f"{request.app.state.settings.service_prefix}/manage"
+def register_doi(dataset_id: str, request: Request, who: ManagerForm, s: SessionDep, publisher: PublisherDep):
+    back = f"{publisher.settings.service_prefix}/manage"
     if _published(s, dataset_id) is None:
         return error_page(request, who, 404, "No such published dataset",
                           f"There is no published dataset {dataset_id[:64]!r}: only published datasets get a DOI.",
                           back)
-    if request.app.state.doi_registry is None:
+    if publisher.registry is None:
         return error_page(request, who, 409, "No DOI registry",
                           "The platform has no DOI registry configured (INSITU_PUBLISH_DOI_REGISTRY).", back)
     s.rollback()
-    failed = mint_after_publish(request, dataset_id[:64], who.name)
+    failed = publisher.mint_after_publish(dataset_id[:64], who.name)
     if failed:
         return error_page(request, who, 502, "The DOI registry did not register it", failed, back)
     return done(request, f"/public/datasets/{dataset_id[:64]}", "doi")

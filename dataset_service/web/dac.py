@@ -26,7 +26,8 @@ from ..governance.models import AccessRequest, Grant, SessionDataset, WorkSessio
 from ..governance.service import aware
 from . import views
 from .history import rounds_of
-from .deps import DacPage, DbSession, error_page, page_login, prefix_of, render
+from ..deps import SessionDep
+from .deps import DacPage, error_page, page_login, prefix_of, render
 
 router = APIRouter(include_in_schema=False)
 RequestReader = Annotated[Identity, Depends(page_login("researchers", "dac", "auditors"))]
@@ -38,7 +39,7 @@ def can_see(who: Identity, req: AccessRequest) -> bool:
 
 
 @router.get("/requests/{request_id}")
-def request_page(request_id: int, request: Request, who: RequestReader, s: DbSession, gov: GovernanceDep):
+def request_page(request_id: int, request: Request, who: RequestReader, s: SessionDep, gov: GovernanceDep):
     req = s.get(AccessRequest, request_id)
     if req is None or not can_see(who, req):  # the same answer for "none" and "not yours"
         return error_page(request, who, 404, "No such request", f"There is no request #{request_id} you may see.")
@@ -62,7 +63,7 @@ def sessions_stopped_by(s: Session, grant: Grant) -> list[dict]:
 
 
 @router.get("/dac/grants/{grant_id}/revoke")
-def revoke_confirm(grant_id: int, request: Request, who: DacPage, s: DbSession, gov: GovernanceDep):
+def revoke_confirm(grant_id: int, request: Request, who: DacPage, s: SessionDep, gov: GovernanceDep):
     g = s.get(Grant, grant_id)
     back = prefix_of(request).rstrip("/") + "/dac"
     if g is None:

@@ -20,14 +20,13 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from sqlalchemy.orm import Session
 
 from insitu.identity import Identity, optional_identity, token_from_request
 from insitu.navigation import platform_nav
 from insitu.names import READERS
 from insitu.pages import LoginRequired, PageExit, page_response, page_templates
 
-from ..deps import MANAGERS, get_session
+from ..deps import MANAGERS, SessionDep, get_settings
 from ..governance.deps import governance_settings
 from ..governance.rules import RuleViolation
 from ..governance.service import SessionRefusedError
@@ -58,16 +57,13 @@ NOTICES = {
     "doi": "The DOI was registered.",
 }
 
-DbSession = Annotated[Session, Depends(get_session, scope="function")]
-
-
 def prefix_of(request: Request) -> str:
-    return request.app.state.settings.service_prefix
+    return get_settings(request).service_prefix
 
 
 def _key(request: Request) -> bytes:
     gs = governance_settings(request)
-    return csrf_key(gs.csrf_secret, request.app.state.settings.hub_api_token)
+    return csrf_key(gs.csrf_secret, get_settings(request).hub_api_token)
 
 
 def _login_token(request: Request) -> str:
@@ -172,7 +168,7 @@ AuditorForm = Annotated[Identity, Depends(form_auditor)]
 
 def dataset_of(login: Callable[..., Identity]) -> Callable[..., Dataset]:
     """The dataset of the path for a data manager's page (after ``login``'s checks), or a 404 page."""
-    def dependency(dataset_id: str, request: Request, s: DbSession, who: Identity = Depends(login)) -> Dataset:
+    def dependency(dataset_id: str, request: Request, s: SessionDep, who: Identity = Depends(login)) -> Dataset:
         ds = s.get(Dataset, dataset_id[:64])
         if ds is None:
             raise PageExit(error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id[:64]!r}.",

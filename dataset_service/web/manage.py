@@ -15,7 +15,7 @@ error page with the 4xx status and the reason, nothing changed.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -24,16 +24,21 @@ from sqlalchemy.orm import Session
 from insitu.identity import Identity
 from insitu.trace_client import TraceFailed
 
+from ..api.admin import run_index
+from ..builder import create_dataset
 from ..catalogue import FILTERS, BadQuery, study_query
-from ..deps import get_settings
+from ..deps import BuildsDep, DatabaseDep, SessionDep, SettingsDep
 from ..governance.deps import GovernanceDep
 from ..governance.models import SessionDataset, WorkSession
 from ..governance.service import Governance, aware
 from ..models import Dataset, DatasetState, IndexRun, IndexSkip, Study
+from ..operations import Conflict, NotFound, transition, update_metadata
+from ..schemas import DatasetCreate, DatasetUpdate
 from ..selection import RequestError, unsafe_studies
 from ..settings import Settings
+from ..states import MIN_INVALIDATION_REASON
 from . import views
-from .deps import (DbSession, ManagedDataset, ManagedDatasetForm, ManagerForm, ManagerJson, ManagerPage, done,
+from .deps import (ManagedDataset, ManagedDatasetForm, ManagerForm, ManagerJson, ManagerPage, done,
                    error_page, prefix_of, render)
 
 router = APIRouter(include_in_schema=False)
@@ -54,7 +59,7 @@ def _tags(text: str) -> list[str]:
 
 # --- indexing ------------------------------------------------------------------------------------
 @router.get("/manage/index", response_class=HTMLResponse)
-def index_page(request: Request, who: ManagerPage, s: DbSession):
+def index_page(request: Request, who: ManagerPage, s: SessionDep):
     runs = []
     for r in s.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(20)):
         st = r.stats or {}
@@ -71,14 +76,13 @@ def index_page(request: Request, who: ManagerPage, s: DbSession):
 
 
 @router.post("/manage/index")
-def start_index(request: Request, who: ManagerForm, s: DbSession):
+def start_index(request: Request, who: ManagerForm, s: SessionDep, settings: SettingsDep, db: DatabaseDep,
+                builds: BuildsDep):
     if s.scalar(select(func.count()).select_from(IndexRun).where(IndexRun.finished_at.is_(None))):
         return error_page(request, who, 409, "Indexing is already running",
                           "An indexing run has not finished yet: wait for it, its result appears on this page.",
                           f"{prefix_of(request)}/manage/index")
-    from ..api.admin import run_index
-
-    run_index(request.app, who.name)
+    run_index(settings, db, builds, who.name)
     return done(request, "/manage/index", "indexing")
 
 
@@ -97,7 +101,7 @@ def selection_count(s: Session, settings: Settings, filters: dict) -> dict:
 
 
 @router.get("/manage/count")
-def count(request: Request, who: ManagerJson, s: DbSession, settings: Settings = Depends(get_settings)):
+def count(request: Request, who: ManagerJson, s: SessionDep, settings: SettingsDep):
     try:
         return selection_count(s, settings, _filters(request.query_params))
     except BadQuery as e:
@@ -118,8 +122,7 @@ def _new_form(request: Request, who: Identity, s: Session, settings: Settings, *
 
 
 @router.get("/manage/new", response_class=HTMLResponse)
-def new_page(request: Request, who: ManagerPage, s: DbSession, settings: Settings = Depends(get_settings),
-             previous: str = ""):
+def new_page(request: Request, who: ManagerPage, s: SessionDep, settings: SettingsDep, previous: str = ""):
     prev = s.get(Dataset, previous[:64]) if previous else None
     if previous and prev is None:
         return error_page(request, who, 404, "No such dataset", f"There is no dataset {previous[:64]!r} to follow.",
@@ -135,11 +138,9 @@ def new_page(request: Request, who: ManagerPage, s: DbSession, settings: Setting
 
 
 @router.post("/manage/new")
-async def create_from_query(request: Request, who: ManagerForm, s: DbSession,
-                            settings: Settings = Depends(get_settings)):
+async def create_from_query(request: Request, who: ManagerForm, s: SessionDep, settings: SettingsDep,
+                            db: DatabaseDep, builds: BuildsDep):
     form = await request.form()
-    from ..builder import create_dataset
-    from ..schemas import DatasetCreate
 
     filters = _filters(form)
     meta = {k: str(form.get(k, ""))[:10000] for k in META}
@@ -160,19 +161,19 @@ async def create_from_query(request: Request, who: ManagerForm, s: DbSession,
     except ValidationError as e:
         return again(_pydantic_reason(e), 422)
     try:
-        dataset_id = create_dataset(settings, request.app.state.db, actor=who.name, **body.model_dump(mode="json"))
+        dataset_id = create_dataset(settings, db, actor=who.name, **body.model_dump(mode="json"))
     except RequestError as e:
         return again(str(e), e.status)
     except TraceFailed:  # the tracer refused or is down: nothing was made
         return again("The dataset could not be recorded in the audit trail, so nothing was made. "
                      "Try again later.", 503)
-    request.app.state.builds.submit(dataset_id)
+    builds.submit(dataset_id)
     return done(request, "/manage", "building", dataset=dataset_id)
 
 
 # --- progress (the pages poll it) ------------------------------------------------------------------
 @router.get("/manage/progress")
-def progress(request: Request, who: ManagerJson, s: DbSession):
+def progress(request: Request, who: ManagerJson, s: SessionDep):
     building = []
     for d in s.scalars(select(Dataset).where(Dataset.state == DatasetState.building)):
         total, n = d.progress_total or 0, d.progress_done or 0
@@ -189,18 +190,16 @@ def _edit_form(request, who, ds: Dataset, values: dict, error: str | None = None
 
 
 @router.get("/manage/datasets/{dataset_id}/edit", response_class=HTMLResponse)
-def edit_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: DbSession):
+def edit_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: SessionDep):
     values = {"description": ds.description or "", "license": ds.license or "", "tags": ", ".join(ds.tags or []),
               "contact": ds.contact or ""}
     return _edit_form(request, who, ds, values)
 
 
 @router.post("/manage/datasets/{dataset_id}/edit")
-def edit(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: DbSession,
-         settings: Settings = Depends(get_settings), description: str = Form(""), license: str = Form(""),
-         tags: str = Form(""), contact: str = Form("")):
-    from ..operations import Conflict, NotFound, update_metadata
-    from ..schemas import DatasetUpdate
+def edit(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: SessionDep, settings: SettingsDep,
+         db: DatabaseDep, description: str = Form(""), license: str = Form(""), tags: str = Form(""),
+         contact: str = Form("")):
 
     values = {"description": description[:10000], "license": license[:200], "tags": tags[:2000],
               "contact": contact[:255]}
@@ -210,7 +209,7 @@ def edit(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: DbSessio
         return _edit_form(request, who, ds, values, _pydantic_reason(e), 422)
     s.rollback()  # the operation commits in its own session
     try:
-        update_metadata(settings, request.app.state.db, ds.id, body.model_dump(exclude_unset=True), who.name)
+        update_metadata(settings, db, ds.id, body.model_dump(exclude_unset=True), who.name)
     except NotFound as e:
         return error_page(request, who, 404, "No such dataset", str(e), f"{prefix_of(request)}/manage")
     except Conflict as e:
@@ -233,7 +232,7 @@ def invalidation_effects(s: Session, gov: Governance, dataset_id: str) -> dict:
 
 
 @router.get("/manage/datasets/{dataset_id}/invalidate", response_class=HTMLResponse)
-def invalidate_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: DbSession, gov: GovernanceDep,
+def invalidate_page(request: Request, who: ManagerPage, ds: ManagedDataset, s: SessionDep, gov: GovernanceDep,
                     reason: str = ""):
     return _invalidate_form(request, who, s, gov, ds, reason)
 
@@ -245,10 +244,8 @@ def _invalidate_form(request, who, s, gov, ds: Dataset, reason: str, error: str 
 
 
 @router.post("/manage/datasets/{dataset_id}/invalidate")
-def invalidate(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: DbSession, gov: GovernanceDep,
-               settings: Settings = Depends(get_settings), reason: str = Form("")):
-    from ..operations import Conflict, NotFound, transition
-    from ..states import MIN_INVALIDATION_REASON
+def invalidate(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: SessionDep, gov: GovernanceDep,
+               settings: SettingsDep, db: DatabaseDep, reason: str = Form("")):
 
     back = f"{prefix_of(request)}/manage"
 
@@ -260,7 +257,7 @@ def invalidate(request: Request, who: ManagerForm, ds: ManagedDatasetForm, s: Db
                      "invalidate.", 422)
     s.rollback()  # the operation commits in its own session
     try:
-        transition(settings, request.app.state.db, ds.id, DatasetState.invalidated, who.name, reason.strip()[:500])
+        transition(settings, db, ds.id, DatasetState.invalidated, who.name, reason.strip()[:500])
     except NotFound as e:
         return error_page(request, who, 404, "No such dataset", str(e), back)
     except Conflict as e:

@@ -18,22 +18,24 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from insitu.identity import Identity
 from insitu.trace_client import TraceFailed
 
-from ..deps import get_settings
+from ..deps import DatabaseDep, SessionDep, SettingsDep
 from ..governance.deps import GOVERNANCE_ERRORS, GovernanceDep
 from ..governance.rules import RuleViolation
 from ..governance.service import Governance
-from ..models import Dataset
-from ..settings import Settings
+from ..governance.api import history
+from ..models import Dataset, DatasetState
+from ..operations import Conflict, NotFound, transition
+from ..publication.service import PublisherDep, current_doi
 from . import views
-from .deps import (DacForm, DacPage, DbSession, ManagerForm, ManagerPage, ReaderPage, ResearcherForm,
-                   ResearcherPage, done, error_page, prefix_of, refused, render)
+from .deps import (DacForm, DacPage, ManagerForm, ManagerPage, ReaderPage, ResearcherForm, ResearcherPage,
+                   done, error_page, prefix_of, refused, render)
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -61,7 +63,7 @@ def static(name: str):
 
 # --- catalogue ----------------------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
-def catalogue_page(request: Request, who: ReaderPage, s: DbSession, q: str = "", modality: str = "",
+def catalogue_page(request: Request, who: ReaderPage, s: SessionDep, q: str = "", modality: str = "",
                    body_part: str = "", cancer_type: str = "", license: str = ""):
     filters = {k: v[:64] for k, v in dict(q=q, modality=modality, body_part=body_part, cancer_type=cancer_type,
                                           license=license).items()}
@@ -71,22 +73,18 @@ def catalogue_page(request: Request, who: ReaderPage, s: DbSession, q: str = "",
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_detail(dataset_id: str, request: Request, who: ReaderPage, s: DbSession, gov: GovernanceDep,
-                   settings: Settings = Depends(get_settings)):
+def dataset_detail(dataset_id: str, request: Request, who: ReaderPage, s: SessionDep, gov: GovernanceDep,
+                   settings: SettingsDep, publisher: PublisherDep):
     ds = s.get(Dataset, dataset_id[:64])
     sees_all = who.has_role("data-managers", "dac", "auditors")
     if ds is None or not (sees_all or views.state_value(ds.state) in views.CATALOGUE_STATES + ("invalidated",)):
         return error_page(request, who, 404, "No such dataset", f"There is no dataset {dataset_id!r} in the catalogue.")
     page = views.dataset_page(s, gov, settings.datasets_dir, ds)
-    from ..governance.api import history
-
     access = history(s, gov, ds.id) if sees_all else None
     standing = views.project_standing(s, gov, ds.id, who.projects) if who.projects else {
         "held": [], "pending": [], "free": []}
-    from ..publication.service import current_doi
-
     published = {"doi": current_doi(s, ds.id), "can_register": who.has_role("data-managers")
-                 and request.app.state.doi_registry is not None} if page["state"] == "published" else None
+                 and publisher.registry is not None} if page["state"] == "published" else None
     return render(request, who, "dataset.html", ds=page, access=access, standing=standing, published=published,
                   can_request=who.has_role("researchers") and bool(standing["free"]) and page["requestable"],
                   projects=standing["free"], max_days=gov.policy.max_duration_days,
@@ -99,7 +97,7 @@ def gov_spawn_url(request: Request) -> str:
 
 
 @router.post("/datasets/{dataset_id}/request")
-def request_access(dataset_id: str, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep,
+def request_access(dataset_id: str, request: Request, who: ResearcherForm, s: SessionDep, gov: GovernanceDep,
                    project: str = Form(""), purpose: str = Form(""), intended_use: str = Form(""),
                    duration_days: str = Form(""), extends_grant_id: str = Form("")):
     back = f"{prefix_of(request)}/datasets/{quote(dataset_id)}"
@@ -116,14 +114,14 @@ def request_access(dataset_id: str, request: Request, who: ResearcherForm, s: Db
 
 # --- researcher ----------------------------------------------------------------
 @router.get("/my/requests", response_class=HTMLResponse)
-def my_requests_page(request: Request, who: ResearcherPage, s: DbSession, gov: GovernanceDep):
+def my_requests_page(request: Request, who: ResearcherPage, s: SessionDep, gov: GovernanceDep):
     gov.expire_stale_requests(s)
     return render(request, who, "my_requests.html", requests=views.my_requests(s, gov, who.name),
                   quorum=gov.policy.approvals_required, max_days=gov.policy.max_duration_days)
 
 
 @router.post("/my/requests/{request_id}/withdraw")
-def withdraw(request_id: int, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep):
+def withdraw(request_id: int, request: Request, who: ResearcherForm, s: SessionDep, gov: GovernanceDep):
     try:
         gov.withdraw(s, request_id, actor=who.name)
     except GOVERNANCE_ERRORS as e:
@@ -133,7 +131,7 @@ def withdraw(request_id: int, request: Request, who: ResearcherForm, s: DbSessio
 
 
 @router.post("/my/requests/{request_id}/resubmit")
-def resubmit(request_id: int, request: Request, who: ResearcherForm, s: DbSession, gov: GovernanceDep,
+def resubmit(request_id: int, request: Request, who: ResearcherForm, s: SessionDep, gov: GovernanceDep,
              purpose: str = Form(""), intended_use: str = Form(""), duration_days: str = Form("")):
     try:
         gov.resubmit(s, request_id, actor=who.name, purpose=purpose, intended_use=intended_use,
@@ -145,7 +143,7 @@ def resubmit(request_id: int, request: Request, who: ResearcherForm, s: DbSessio
 
 
 @router.get("/my/grants", response_class=HTMLResponse)
-def my_grants_page(request: Request, who: ResearcherPage, s: DbSession, gov: GovernanceDep):
+def my_grants_page(request: Request, who: ResearcherPage, s: SessionDep, gov: GovernanceDep):
     grants = views.project_grants(s, gov, who.projects) if who.projects else []
     return render(request, who, "my_grants.html", active=[g for g in grants if g["status"] == "active"],
                   ended=[g for g in grants if g["status"] != "active"])
@@ -153,14 +151,14 @@ def my_grants_page(request: Request, who: ResearcherPage, s: DbSession, gov: Gov
 
 # --- committee ----------------------------------------------------------------
 @router.get("/dac", response_class=HTMLResponse)
-def dac_page(request: Request, who: DacPage, s: DbSession, gov: GovernanceDep):
+def dac_page(request: Request, who: DacPage, s: SessionDep, gov: GovernanceDep):
     gov.expire_stale_requests(s)
     return render(request, who, "dac.html", q=views.dac_queue(s, gov), quorum=gov.policy.approvals_required,
                   my_projects=who.projects, form_error=None)
 
 
 @router.post("/dac/requests/{request_id}/review")
-def review(request_id: int, request: Request, who: DacForm, s: DbSession, gov: GovernanceDep,
+def review(request_id: int, request: Request, who: DacForm, s: SessionDep, gov: GovernanceDep,
            decision: str = Form(""), reason: str = Form("")):
     back = f"{prefix_of(request)}/dac"
     if decision in ("reject", "changes") and len(reason.strip()) < 3:  # shown in the form, not on its own page
@@ -192,7 +190,7 @@ def dac_form_error(request: Request, who: Identity, s: Session, gov: Governance,
 
 
 @router.post("/dac/grants/{grant_id}/revoke")
-def revoke(grant_id: int, request: Request, who: DacForm, s: DbSession, gov: GovernanceDep,
+def revoke(grant_id: int, request: Request, who: DacForm, s: SessionDep, gov: GovernanceDep,
            reason: str = Form("")):
     try:
         gov.revoke(s, grant_id, actor=who.name, reason=reason)
@@ -204,7 +202,7 @@ def revoke(grant_id: int, request: Request, who: DacForm, s: DbSession, gov: Gov
 
 # --- data manager ----------------------------------------------------------------
 @router.get("/manage", response_class=HTMLResponse)
-def manage_page(request: Request, who: ManagerPage, s: DbSession):
+def manage_page(request: Request, who: ManagerPage, s: SessionDep):
     rows = views.manager_datasets(s)
     counts = {}
     for r in rows:
@@ -214,11 +212,8 @@ def manage_page(request: Request, who: ManagerPage, s: DbSession):
 
 
 @router.post("/manage/datasets/{dataset_id}/state")
-def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: Settings = Depends(get_settings),
-                 state: str = Form(""), reason: str = Form("")):
-    from ..models import DatasetState
-    from ..operations import Conflict, NotFound, transition
-
+def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: SettingsDep, db: DatabaseDep,
+                 publisher: PublisherDep, state: str = Form(""), reason: str = Form("")):
     back = f"{prefix_of(request)}/manage"
     try:
         target = DatasetState(state)
@@ -228,7 +223,7 @@ def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: 
         return RedirectResponse(f"{back}/datasets/{quote(dataset_id[:64], safe='')}/invalidate?"
                                 + urlencode({"reason": reason[:500]}), status_code=303)
     try:
-        transition(settings, request.app.state.db, dataset_id[:64], target, who.name, reason.strip()[:500])
+        transition(settings, db, dataset_id[:64], target, who.name, reason.strip()[:500])
     except NotFound as e:
         return error_page(request, who, 404, "No such dataset", str(e), back)
     except Conflict as e:
@@ -237,9 +232,7 @@ def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: 
         return error_page(request, who, 503, "Please try again later",
                           "The change could not be recorded in the audit trail, so nothing was changed.", back)
     if target.value == "published":  # a DOI when the platform has a registry
-        from ..publication.service import mint_after_publish
-
-        failed = mint_after_publish(request, dataset_id[:64], who.name)
+        failed = publisher.mint_after_publish(dataset_id[:64], who.name)
         if failed:
             return error_page(request, who, 502, "Published, but without a DOI",
                               f"The dataset is published; the DOI registry did not register it: {failed}. "
