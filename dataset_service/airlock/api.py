@@ -8,6 +8,10 @@
   every request for reviewers and auditors), each with the workspace draft it was
   submitted from (``draft_id``, null when chosen on the page): JupyterLab's exports
   panel follows its drafts with it.
+- ``GET /api/users/{name}/exports?project=`` → the states of one user's requests (``request_id``,
+  ``draft_id``, ``project``, ``state``, ``approvals``, ``quorum``, ``decided_at``, nothing else), to the
+  platform's hub service only (``insitu-hub``: the workspace gateway asks it for its owner's exports
+  panel, ``hub/gateway_exports.py``); everyone else gets 403.
 - ``GET /api/exports/drafts``, ``POST /api/exports/drafts/{draft_id}`` (the
   researcher): drafts written by ``python -m hub.workspace.export`` in the
   home, and their submission (files whose digest changed since are refused).
@@ -28,13 +32,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from sqlalchemy import select
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from insitu.httpapi import RowId
 
 from insitu.identity import Identity, current_identity
 
+from .models import ExportRequest
 from .deps import download_response, get_airlock, http_error, preview_response
 from .service import Airlock, AirlockError
 from .settings import AirlockSettings
@@ -134,6 +140,26 @@ def list_exports(request: Request, state: Literal["pending", "approved", "reject
         raise HTTPException(403, "export requests are shown to people, not services")
     with request.app.state.db.session() as s:
         return [_summary(airlock.view(r, who)) for r in airlock.listing(s, who, state=state, mine=mine)]
+
+
+STATE_KEYS = ("request_id", "draft_id", "project", "state", "approvals", "quorum", "decided_at")
+
+
+@router.get("/api/users/{name}/exports")
+def export_states_of(request: Request, name: Annotated[str, Path(min_length=1, max_length=255)],
+                     project: Annotated[str | None, Query(max_length=128, pattern=SAFE_ID)] = None,
+                     who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+    """The states of ``name``'s requests (of ``project``), newest first: for the workspace gateway, which
+    answers its owner's JupyterLab exports panel; the platform's hub service only."""
+    hub_service = request.app.state.governance_settings.hub_service_name
+    if not (who.is_service and who.name == hub_service):
+        raise HTTPException(403, f"only the platform service {hub_service} may read a user's export states")
+    q = select(ExportRequest).where(ExportRequest.requester == name)
+    if project is not None:
+        q = q.where(ExportRequest.project == project)
+    with request.app.state.db.session() as s:
+        rows = s.scalars(q.order_by(ExportRequest.created_at.desc()).limit(200)).all()
+        return [{k: v[k] for k in STATE_KEYS} for v in (airlock.view(r, who) for r in rows)]
 
 
 @router.get("/api/exports/drafts")
