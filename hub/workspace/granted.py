@@ -10,7 +10,12 @@ at start; nothing is asked of a service (the workspace reaches only its own serv
 * the spawner's environment, from the dataset service's session answer (``hub/plan.py``):
   ``INSITU_PROJECT``, ``INSITU_SESSION_ID``, ``INSITU_DATASETS`` (the ids of the session, in
   the order chosen) and ``INSITU_GRANTS`` (per dataset id: the grant that covers it and when
-  that grant ends; the name and version the service knows, used only when a manifest has none).
+  that grant ends; the name and version the service knows, used only when a manifest has none),
+  ``INSITU_DATASETS_BY_NAME`` (per dataset id: its readable folder,
+  ``/mnt/datasets/by-name/<slug of name>-v<version>``, which the spawner made as root beside the
+  mounts: a symlink to ``../<id>`` in the sandbox, a second read-only mount on Kubernetes;
+  ``hub/dataset_names.py``). A readable folder is shown (``name_path``) only when it is the
+  dataset's own folder (the same directory as ``/mnt/datasets/<id>``).
 
 A dataset of the session whose folder is missing or unreadable is listed with ``problem`` set,
 never left out silently.
@@ -30,16 +35,25 @@ from typing import Any, Mapping
 from .datasets import DEFAULT_MOUNT, MOUNT_ENV, datasets_mount, list_datasets
 
 GRANTS_ENV = "INSITU_GRANTS"  # the name hub/plan.py gives it (GRANTS_ENV there)
+BY_NAME_ENV = "INSITU_DATASETS_BY_NAME"  # hub/plan.py's BY_NAME_ENV
 
 
-def _grants(environ: Mapping[str, str]) -> dict[str, dict]:
+def _json_map(environ: Mapping[str, str], name: str, kind: type) -> dict:
     try:
-        data = json.loads(environ.get(GRANTS_ENV) or "{}")
+        data = json.loads(environ.get(name) or "{}")
     except ValueError:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+    return {str(k): v for k, v in data.items() if isinstance(v, kind)}
+
+
+def _name_path(path: str, dataset_path: str) -> str:
+    """``path`` when it is the dataset's own folder (a link to it, or the same folder mounted again), else ""."""
+    try:
+        return path if path and os.path.samefile(path, dataset_path) else ""
+    except OSError:
+        return ""
 
 
 def _when(value: Any, now: dt.datetime) -> tuple[str, int | None]:
@@ -58,7 +72,8 @@ def workspace_datasets(environ: Mapping[str, str] = os.environ, now: dt.datetime
     """The workspace's datasets for JupyterLab (see the module doc)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     mount = datasets_mount(environ.get(MOUNT_ENV) or DEFAULT_MOUNT)
-    grants = _grants(environ)
+    grants = _json_map(environ, GRANTS_ENV, dict)
+    by_name = _json_map(environ, BY_NAME_ENV, str)
     project = environ.get("INSITU_PROJECT", "")
     in_session = [d for d in (environ.get("INSITU_DATASETS") or "").split(",") if d]
     mounted = {s.dataset_id: s for s in list_datasets(mount)}
@@ -71,6 +86,7 @@ def workspace_datasets(environ: Mapping[str, str] = os.environ, now: dt.datetime
             "name": (s.name if s else "") or str(g.get("name") or ""),
             "version": str(s.version if s and s.version not in (None, "") else g.get("version") or ""),
             "path": s.path if s else str(mount / ds_id),
+            "name_path": _name_path(by_name.get(ds_id, ""), s.path) if s else "",
             "project": project,
             "grant_id": str(g.get("grant_id") or ""),
             "expires_at": str(g.get("expires_at") or ""),
@@ -96,7 +112,9 @@ def describe(info: Mapping) -> str:
     lines = [f"Project {info.get('project') or '?'}: {_count(len(rows), 'dataset', 'datasets')}, read-only."]
     for r in rows:
         lines += ["", f"{r['name'] or '(no name)'}" + (f" v{r['version']}" if r["version"] else ""),
-                  f"  id        {r['dataset_id']}", f"  folder    {r['path']}"]
+                  f"  id        {r['dataset_id']}", f"  folder    {r.get('name_path') or r['path']}"]
+        if r.get("name_path"):
+            lines.append(f"  same as   {r['path']}")
         if "n_studies" in r:
             lines.append(f"  contents  {_count(r['n_subjects'], 'subject', 'subjects')}, "
                          f"{_count(r['n_studies'], 'study', 'studies')}, {_count(r['n_series'], 'series', 'series')}, "

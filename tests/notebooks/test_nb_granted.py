@@ -27,7 +27,14 @@ def test_names_counts_folders_and_grants_of_the_session(tmp_path):
             subset.name: {"grant_id": "7", "expires_at": "2027-03-31T00:00:00+00:00", "name": "SERVICE NAME"},
             full.name: {"grant_id": "9", "expires_at": "2027-01-15T12:00:00+00:00"},
         }),
+        # the readable folders the spawner made (as the sandbox does: a symlink to ../<id>); the whole
+        # dataset's names a folder that is not the dataset's own, which is not shown
+        "INSITU_DATASETS_BY_NAME": json.dumps({subset.name: str(tmp_path / "datasets/by-name/lung-ct-subset-v1"),
+                                               full.name: str(tmp_path / "datasets/by-name/demo-v1")}),
     }
+    (tmp_path / "datasets/by-name").mkdir()
+    (tmp_path / "datasets/by-name/lung-ct-subset-v1").symlink_to(f"../{subset.name}")
+    (tmp_path / "datasets/by-name/demo-v1").symlink_to(f"../{subset.name}")
     got = workspace_datasets(env, now=NOW)
     assert (got["project"], got["session_id"], got["mount"]) == ("lung", "s-1", str(tmp_path / "datasets"))
     rows = got["datasets"]
@@ -39,6 +46,7 @@ def test_names_counts_folders_and_grants_of_the_session(tmp_path):
     assert (sub["n_studies"], sub["n_subjects"]) == (1, 1)
     assert whole["n_studies"] == len(lake_studies) and whole["n_subjects"] == 3
     assert sub["path"] == str(subset) and whole["path"] == str(full)
+    assert sub["name_path"] == str(tmp_path / "datasets/by-name/lung-ct-subset-v1") and whole["name_path"] == ""
     assert (sub["grant_id"], sub["expires_text"], sub["days_left"]) == ("7", "31 March 2027, 00:00 UTC", 84)
     assert (whole["grant_id"], whole["expires_text"], whole["days_left"]) == ("9", "15 January 2027, 12:00 UTC", 10)
     assert sub["project"] == whole["project"] == "lung" and not sub["problem"] and not whole["problem"]
@@ -48,10 +56,12 @@ def test_names_counts_folders_and_grants_of_the_session(tmp_path):
     text = describe(got).splitlines()
     assert text[0] == "Project lung: 3 datasets, read-only."
     i = text.index("Lung CT subset v1")
-    assert text[i + 1:i + 5] == [f"  id        {subset.name}", f"  folder    {subset}",
+    assert text[i + 1:i + 6] == [f"  id        {subset.name}", f"  folder    {sub['name_path']}", f"  same as   {subset}",
                                  f"  contents  1 subject, 1 study, {sub['n_series']} series, {sub['n_files']} files",
                                  "  access    project lung, grant 7, until 31 March 2027, 00:00 UTC (84 days left)"]
     assert "  problem   not mounted or not readable in this workspace" in text
+    i = text.index("demo v1")
+    assert text[i + 2] == f"  folder    {full}" and "same as" not in text[i + 3]
 
 
 def test_without_grants_in_the_environment_names_still_come_from_the_manifests(tmp_path):

@@ -106,7 +106,7 @@ var _JUPYTERLAB;
     function fill(node, d) {
       var parts = [el("h2", "", "Datasets of this workspace")];
       var intro = el("p", "insitu-ds-intro", "Project " + (d.project || "?") + ". Read-only; open a dataset in a notebook " +
-        "with open_dataset(\"<id>\") from insitu_workspace.datasets, or by its folder.");
+        "with open_dataset(\"<id>\") from insitu_workspace.datasets, or by its folder (by name or by id).");
       parts.push(intro);
       (d.datasets || []).forEach(function (x) {
         var sec = el("section", "insitu-dataset"); sec.setAttribute("data-dataset-id", x.dataset_id);
@@ -116,7 +116,12 @@ var _JUPYTERLAB;
         sec.appendChild(h);
         var dl = el("dl");
         term(dl, "Id", x.dataset_id, "insitu-ds-id");
-        term(dl, "Folder", el("code", "", x.path), "insitu-ds-path");
+        if (x.name_path) {  // its readable folder (/mnt/datasets/by-name/...), the same read-only folder as by id
+          term(dl, "Folder", el("code", "", x.name_path), "insitu-ds-name-path");
+          term(dl, "Same as", el("code", "", x.path), "insitu-ds-path");
+        } else {
+          term(dl, "Folder", el("code", "", x.path), "insitu-ds-path");
+        }
         if (x.n_studies !== undefined) {
           term(dl, "Contents", plural(x.n_subjects, "subject") + ", " + plural(x.n_studies, "study", "studies") +
             ", " + plural(x.n_series, "series", "series") + ", " + plural(x.n_files, "file") +
