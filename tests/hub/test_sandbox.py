@@ -76,6 +76,28 @@ attempt("connect_host_abstract_socket", connect_abstract)
 def setuid_root():
     os.setuid(0); return "root"
 attempt("setuid_root", setuid_root)
+# the datasets by name (/mnt/datasets/by-name/...): the same files as by id; the researcher can
+# neither remove, replace nor add a name (rm, ln -sf, mv over it, mkdir) and the link stays as made
+import subprocess
+def sh(*cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return [p.returncode, p.stderr.strip()[-200:]]
+def tree(top):
+    return sorted(os.path.relpath(os.path.join(d, f), top) for d, _, fs in os.walk(top, followlinks=True) for f in fs)
+by_name = json.loads(os.environ.get("INSITU_DATASETS_BY_NAME") or "{}")
+out["by_name"] = by_name
+attempt("list_by_name", lambda: sorted(os.listdir("/mnt/datasets/by-name")))
+attempt("mkdir_in_by_name", lambda: os.mkdir("/mnt/datasets/by-name/mine"))
+out["named"] = {}
+for ds, path in by_name.items():
+    r = out["named"][ds] = {"link": os.readlink(path), "files": tree(path), "files_by_id": tree("/mnt/datasets/" + ds)}
+    open(os.path.expanduser("~/decoy"), "w").write("x")
+    r["rm"] = sh("rm", "-f", path)
+    r["ln_sf"] = sh("ln", "-sf", os.path.expanduser("~"), path)
+    r["ln_sfn"] = sh("ln", "-sfn", os.path.expanduser("~"), path)
+    r["mv_over"] = sh("mv", "-fT", os.path.expanduser("~/decoy"), path)
+    r["mv_away"] = sh("mv", "-f", path, os.path.expanduser("~/stolen"))
+    r["link_after"] = os.readlink(path)
 from insitu_workspace import datasets  # the workspace library, with the core's rules bound beside it
 out["library_root"] = datasets.merkle_root([("sub-1/st-1", "ab" * 32), ("sub-2/st-1", "cd" * 32)])
 out["library_rules_from"] = datasets.merkle_root.__module__
@@ -95,7 +117,8 @@ def world(tmp_path_factory):
 def run_probe(world, granted=("ds-a",), user="alice"):
     root, layout, homes = world
     settings = PlanSettings(lake_dir=str(layout.lake), datasets_dir=str(layout.datasets), home_root=str(homes))
-    grants = [{"dataset_id": d, "gid": layout.gids[d]} for d in granted]
+    # both named "Lung CT" v1: alone, a dataset is /mnt/datasets/by-name/lung-ct-v1; together, both get their id
+    grants = [{"dataset_id": d, "gid": layout.gids[d], "name": "Lung CT", "version": "1"} for d in granted]
     plan = build_plan(user, "lung", grants, list(granted), "notebook-cpu", settings, session_id="s1")
     home = Path(plan.home.source)
     home.mkdir(parents=True, exist_ok=True)
@@ -202,7 +225,7 @@ def test_cannot_write_lake_or_dataset_folder(probe_a):
 
 
 def test_sees_only_its_own_datasets_and_no_host_files(probe_a):
-    assert probe_a["list_datasets"]["value"] == ["ds-a"]
+    assert probe_a["list_datasets"]["value"] == ["by-name", "ds-a"]
     assert probe_a["read_host_etc_shadow"]["ok"] is False
     # of the repository, only the workspace environment is there
     assert probe_a["list_repo"]["value"] == [".venv-workspace"]
@@ -230,8 +253,27 @@ def test_home_is_owned_by_the_user_and_private(probe_a, world):
     assert result.read_text() == "ok" and result.stat().st_uid == plan.uid
 
 
+def assert_names_are_links_the_researcher_cannot_change(r, names):
+    assert r["by_name"] == {ds: f"/mnt/datasets/by-name/{n}" for ds, n in names.items()}
+    assert r["list_by_name"]["value"] == sorted(names.values())
+    assert r["mkdir_in_by_name"] == {"ok": False, "errno": "EACCES"}
+    for ds, named in r["named"].items():
+        assert named["link"] == named["link_after"] == f"../{ds}"
+        assert named["files"] == named["files_by_id"] and "manifest.json" in named["files"]
+        assert any(f.endswith(".dcm") for f in named["files"]), named["files"]  # the studies, through the link
+        for how in ("rm", "ln_sf", "ln_sfn", "mv_over", "mv_away"):
+            code, err = named[how]
+            assert code != 0 and ("Permission denied" in err or "Read-only file system" in err), (how, named[how])
+
+
+def test_each_dataset_by_name_lists_its_files_and_cannot_be_changed(probe_a):
+    assert_names_are_links_the_researcher_cannot_change(probe_a, {"ds-a": "lung-ct-v1"})
+
+
 def test_two_datasets_two_gids(world):
     r = run_probe(world, granted=("ds-a", "ds-b"), user="carol")
     assert GID_A in r["groups"] and GID_B in r["groups"]
+    # the same name and version twice: both stay reachable, by name and id
+    assert_names_are_links_the_researcher_cannot_change(r, {"ds-a": "lung-ct-v1--ds-a", "ds-b": "lung-ct-v1--ds-b"})
     assert r["read_b_via_lake"]["ok"] and r["read_a_via_symlink"]["ok"]
     assert r["list_lake"]["ok"] is False
