@@ -47,8 +47,10 @@ LAB = "insitu-lab"  # another workspace namespace, labelled only for Kyverno (no
 GOLDEN = Path(__file__).parent / "golden"
 # the datasets of golden/notebook-cpu-two-datasets.json, with its gids, held by the real
 # dataset service and granted to alice's project lung1; their manifest roots are the
-# service's (hex), the golden file's are the unit tests' ("0x" + hex)
+# service's (hex), the golden file's are the unit tests' ("0x" + hex); their names and versions
+# are the unit tests' (the readable paths /mnt/datasets/by-name/... of the golden file)
 DATASETS = {"ds-lung-ct-v1": (3001, "aa" * 32), "ds-lung-pet-v2": (3002, "bb" * 32)}
+NAMES = {"ds-lung-ct-v1": ("Lung CT", 1), "ds-lung-pet-v2": ("Lung PET/CT", 2)}
 SUITES = sorted(p.parent for p in (ROOT / "kyverno" / "tests").glob("*/kyverno-test.yaml"))
 
 
@@ -94,7 +96,7 @@ def platform(kube_cluster, tmp_path_factory):
     try:
         stack.hub.set_groups("alice", ["researchers", "project-lung", "project-lung1"])
         for ds, (gid, root) in DATASETS.items():
-            stack.add_dataset(ds, id=ds)
+            stack.add_dataset(NAMES[ds][0], id=ds, version=NAMES[ds][1])
             stack.sql("update datasets set gid = :g, merkle_root = :r where id = :i", g=gid, r=root, i=ds)
             _grant(stack, ds, "alice", "lung1")
         c = kube_cluster
@@ -260,14 +262,17 @@ async def test_spawner_pod_is_stored_as_the_golden_manifest_says(platform, monke
         golden = (GOLDEN / "notebook-cpu-two-datasets.json").read_text().replace("s-0001", plan.session_id)
         for _, root in DATASETS.values():
             golden = golden.replace("0x" + root, root)
-        # ... and for $INSITU_GRANTS: the real service's grant ids and end dates (none in the golden file)
-        compared, grants = copy.deepcopy(sent), {}
-        for ctr in compared["spec"]["containers"]:
-            for e in [e for e in ctr.get("env", []) if e.get("name") == "INSITU_GRANTS"]:
-                grants = json.loads(e["value"])
-                ctr["env"].remove(e)
+        # ... and for $INSITU_GRANTS: the real service's grant ids and end dates (the golden file has
+        # only the names and versions)
+        compared, expected, grants = copy.deepcopy(sent), json.loads(golden), {}
+        for pod, out in ((compared, grants), (expected, {})):
+            for ctr in pod["spec"]["containers"]:
+                for e in [e for e in ctr.get("env", []) if e.get("name") == "INSITU_GRANTS"]:
+                    out.update(json.loads(e["value"]))
+                    ctr["env"].remove(e)
         assert sorted(grants) == sorted(DATASETS) and all(g["grant_id"] and g["expires_at"] for g in grants.values())
-        assert compared == json.loads(golden)
+        assert {d: (g["name"], int(g["version"])) for d, g in grants.items()} == NAMES
+        assert compared == expected
 
         stored = c.get("pod", sent["metadata"]["name"], "-n", WS)
         changed, dropped, added = _diff(sent, stored)
