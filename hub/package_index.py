@@ -22,7 +22,6 @@ Only ``GET``/``HEAD`` of ``/simple/``, ``/simple/<project>/`` and
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import html
 import json
@@ -31,6 +30,8 @@ import os
 import re
 from pathlib import Path
 from urllib.parse import unquote
+
+from insitu.clock import utcnow
 
 SOCKET_NAME = "index.sock"
 INDEX_IN_SANDBOX = "/run/insitu-index"
@@ -142,7 +143,7 @@ class PackageIndex:
 
     def record(self, filename: str) -> dict:
         project, version = parse_filename(filename) or (filename, "")
-        rec = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "event": "package_install",
+        rec = {"time": utcnow().isoformat(timespec="seconds"), "event": "package_install",
                "user": self.user, "package": project, "version": version, "file": filename}
         self.log.info("package index: %s downloads %s %s", self.user, project, version)
         if self.audit_path:

@@ -16,9 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+from insitu.clock import utcnow
 
 
 class StopNotices:
@@ -34,9 +32,9 @@ class StopNotices:
         return data if isinstance(data, dict) else {}
 
     def record(self, user: str, reason: str, *, when: dt.datetime | None = None) -> dict:
-        when = when or _now()
+        when = when or utcnow()
         data = {u: n for u, n in self._load().items()
-                if _now() - dt.datetime.fromisoformat(n.get("time", "1970-01-01T00:00:00+00:00")) < self.keep}
+                if utcnow() - dt.datetime.fromisoformat(n.get("time", "1970-01-01T00:00:00+00:00")) < self.keep}
         notice = {"time": when.isoformat(timespec="seconds"), "reason": reason,
                   "when_text": f"{when.day} {when.strftime('%B %Y, %H:%M')} UTC"}
         data[user] = notice
@@ -52,7 +50,7 @@ class StopNotices:
         if not n:
             return None
         try:
-            if _now() - dt.datetime.fromisoformat(n["time"]) > self.keep:
+            if utcnow() - dt.datetime.fromisoformat(n["time"]) > self.keep:
                 return None
         except (KeyError, ValueError):
             return None

@@ -26,11 +26,12 @@ import hashlib
 import hmac
 import time as _time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 import httpx
 
+from insitu.clock import utcnow
 from insitu.trace import Action, Trace
 
 __all__ = [
@@ -96,7 +97,7 @@ def make_trace(
     """
     return Trace(
         id=uuid.UUID(str(id)) if id is not None else uuid.uuid4(),
-        time=time or datetime.now(timezone.utc),
+        time=time or utcnow(),
         caller=caller,
         user=user,
         action=Action(action),

@@ -49,7 +49,8 @@ class Intake:
         return await fut
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        if self._queue is None:
+            raise RuntimeError("intake not started")
         while True:
             group = [await self._queue.get()]
             while len(group) < self.max_group:

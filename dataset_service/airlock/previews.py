@@ -89,8 +89,9 @@ def notebook_preview(data: bytes) -> dict[str, Any] | None:
     try:
         nb = json.loads(data)
         cells = nb["cells"]
-        assert isinstance(cells, list)
     except Exception:  # noqa: BLE001 - not a notebook
+        return None
+    if not isinstance(cells, list):
         return None
     out = []
     for c in cells[:MAX_CELLS]:

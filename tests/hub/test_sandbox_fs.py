@@ -10,6 +10,7 @@ test_isolation_attacks.py.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 
 import pytest
@@ -132,3 +133,18 @@ def test_remove_tree_at_refuses_names_with_slashes(tmp_path):
                 remove_tree_at(fd, bad)
     finally:
         os.close(fd)
+
+
+def test_remove_tree_at_refuses_an_rmtree_that_follows_symlinks(tmp_path, monkeypatch):
+    """The check is an explicit test (an ``assert`` would vanish under ``python -O``): a ``shutil.rmtree``
+    that cannot avoid symlink attacks removes nothing."""
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "file").write_text("kept\n")
+    monkeypatch.setattr(shutil.rmtree, "avoids_symlink_attacks", False)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(UnsafePath):
+            remove_tree_at(fd, "tree")
+    finally:
+        os.close(fd)
+    assert (tmp_path / "tree" / "file").read_text() == "kept\n"
