@@ -8,13 +8,17 @@ dataset (docs/CONTRACTS.md §2) and never walks the lake — every path it hands
     >>> # (hub.workspace.datasets in a checkout of the repository)
     >>> [d.dataset_id for d in list_datasets()]          # what is mounted
     >>> ds = open_dataset()                               # the only one, or open_dataset("ds-…")
+    >>> ds = open_dataset("lung-ct-demo-v1")              # or by its readable name (by-name/, below)
     >>> items = ds.items(label="cancer_type")             # one dict per series
     >>> items[0]["image"]                                 # series folder, for LoadImage(reader=SeriesReader())
     >>> # SeriesReader: insitu_workspace.monai_reader, MONAI's PydicomReader made faster (same output)
     >>> report = ds.verify()                              # integrity against the manifest
 
 Where datasets are mounted: ``/mnt/datasets/<dataset-id>`` by default, or the
-folder named by the environment variable ``INSITU_DATASETS_MOUNT``.
+folder named by the environment variable ``INSITU_DATASETS_MOUNT``. Each is also at
+``/mnt/datasets/by-name/<slug of its name>-v<version>`` (made by the spawner, read-only; two
+datasets whose names give the same slug both get ``--<dataset id>`` appended): the same folder,
+whichever path is used (a dataset's id is the one in its manifest).
 
 An item (``Dataset.items``) is a flat dict that MONAI's dictionary transforms and
 ``list_data_collate`` accept as is:
@@ -54,6 +58,7 @@ from insitu.manifest import merkle_root, study_digest  # noqa: F401  (also publi
 
 DEFAULT_MOUNT = "/mnt/datasets"
 MOUNT_ENV = "INSITU_DATASETS_MOUNT"
+BY_NAME = "by-name"  # the readable names beside the mounts (hub/dataset_names.py)
 MANIFEST_FORMAT = "insitu-manifest/1"
 MANIFEST = "manifest.json"
 EFORMS = "eforms.json"
@@ -547,7 +552,8 @@ def list_datasets(mount: str | os.PathLike | None = None) -> list[DatasetSummary
 
 
 def open_dataset(ref: str | os.PathLike | None = None, mount: str | os.PathLike | None = None) -> Dataset:
-    """Open a mounted dataset by id, or a dataset folder by path; with no ``ref``, the only one mounted."""
+    """Open a mounted dataset by id or readable name, or a dataset folder by path; with no ``ref``, the only one
+    mounted."""
     if ref is None:
         found = list_datasets(mount)
         if len(found) != 1:
@@ -556,5 +562,6 @@ def open_dataset(ref: str | os.PathLike | None = None, mount: str | os.PathLike 
         return Dataset(found[0].path)
     ref_s = os.fspath(ref)
     if "/" not in ref_s and ref_s not in (".", ".."):
-        return Dataset(datasets_mount(mount) / ref_s)
+        by_id, by_name = datasets_mount(mount) / ref_s, datasets_mount(mount) / BY_NAME / ref_s
+        return Dataset(by_name if not by_id.exists() and by_name.exists() else by_id)
     return Dataset(ref_s)

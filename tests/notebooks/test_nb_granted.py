@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 
+from hub.workspace.datasets import open_dataset
 from hub.workspace.granted import describe, main, workspace_datasets
 from nb_demo import build_dataset, demo_dataset
 
@@ -47,6 +48,10 @@ def test_names_counts_folders_and_grants_of_the_session(tmp_path):
     assert whole["n_studies"] == len(lake_studies) and whole["n_subjects"] == 3
     assert sub["path"] == str(subset) and whole["path"] == str(full)
     assert sub["name_path"] == str(tmp_path / "datasets/by-name/lung-ct-subset-v1") and whole["name_path"] == ""
+    # the library opens it by its readable name or folder as by its id: the same dataset, intact
+    for ref in ("lung-ct-subset-v1", sub["name_path"], subset.name):
+        ds = open_dataset(ref, mount=tmp_path / "datasets")
+        assert ds.dataset_id == subset.name and ds.name == "Lung CT subset" and ds.verify().ok, ref
     assert (sub["grant_id"], sub["expires_text"], sub["days_left"]) == ("7", "31 March 2027, 00:00 UTC", 84)
     assert (whole["grant_id"], whole["expires_text"], whole["days_left"]) == ("9", "15 January 2027, 12:00 UTC", 10)
     assert sub["project"] == whole["project"] == "lung" and not sub["problem"] and not whole["problem"]
