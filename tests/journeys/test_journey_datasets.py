@@ -7,11 +7,12 @@ by the committee through the real dataset service's API, for 30 and 10 days
 hub and proxy, the sandbox spawner). In Chromium she logs in and starts a workspace with both.
 In JupyterLab the status bar names both datasets; a click opens the Datasets panel, which shows
 for each its name and version (from the dataset's manifest), id, subjects and studies, the
-read-only folder it is mounted at, and the project and grant it comes through with the grant's
-end (from the session the dataset service opened, passed in by the spawner). The oracle is the
-lake, the builder's catalogue and the service's grants API; the folders the panel names are
-then opened from a kernel inside the workspace (the dataset's manifest is there, and nothing
-can be written there).
+read-only folder it is mounted at, by its name (``/mnt/datasets/by-name/<slug>-v<version>``) and
+by its id, and the project and grant it comes through with the grant's end (from the session the
+dataset service opened, passed in by the spawner). The oracle is the lake, the builder's catalogue
+and the service's grants API; the folders the panel names are then opened from a kernel inside
+the workspace (the dataset's manifest is there, the folder by name holds the same files as the
+folder by id, and nothing can be written there).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
         full: ("Lung CT demo", f"{len(subjects)} subjects, {n_studies} studies"),
         follow: ("Lung CT follow-up", "1 subject, 1 study,"),
     }
+    by_name = {full: "/mnt/datasets/by-name/lung-ct-demo-v1", follow: "/mnt/datasets/by-name/lung-ct-follow-up-v1"}
 
     status = page.locator(".insitu-datasets-status")
     status.wait_for()
@@ -114,6 +116,9 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
         assert f"({(until - dt.datetime.now(dt.timezone.utc)).days} days left)" in grant, grant
         paths[ds] = sec.locator(".insitu-ds-path").inner_text()
         assert paths[ds] == f"/mnt/datasets/{ds}", paths[ds]
+        # the folder by its name, first ("Folder"), the id folder beside it ("Same as")
+        assert sec.locator(".insitu-ds-name-path").inner_text() == by_name[ds]
+        assert sec.locator("dt").nth(1).inner_text() == "Folder" and sec.locator("dt").nth(2).inner_text() == "Same as"
         assert not sec.locator(".insitu-ds-problem").count()
 
     # the folders the panel names are the datasets, read-only, inside the workspace
@@ -128,12 +133,27 @@ def test_jupyterlab_says_which_datasets_the_workspace_has(stack, page):
     want = sorted(f"/mnt/datasets/{ds}|{ds}|{expected[ds][0]}|" for ds in (full, follow))
     assert [line.rsplit("|", 1)[0] + "|" for line in lines] == want, out
     assert all(line.rsplit("|", 1)[1] in ("OSError", "PermissionError") for line in lines), out
+    # by name: the same files as by id (through the study links), and the names cannot be removed
+    out = off_loop(ws.exec, "import os, json\n"
+                   "def tree(t):\n"
+                   "    return sorted(os.path.relpath(os.path.join(d, f), t) for d, _, fs in os.walk(t, followlinks=True) for f in fs)\n"
+                   f"for ds, p in {sorted(by_name.items())!r}:\n"
+                   "    try:\n        os.unlink(p); rm = 'removed'\n"
+                   "    except OSError as e:\n        rm = type(e).__name__\n"
+                   "    print('NAMED', json.dumps([ds, os.listdir('/mnt/datasets/by-name'), tree(p) == tree('/mnt/datasets/' + ds),"
+                   " len(tree(p)), rm]))")
+    named = [json.loads(line[6:]) for line in (out or "").splitlines() if line.startswith("NAMED ")]
+    assert sorted(n[0] for n in named) == sorted(by_name), out
+    for ds, listing, same, n_files, rm in named:
+        assert sorted(listing) == sorted(p.rsplit("/", 1)[1] for p in by_name.values()), out
+        assert same and n_files > 2 and rm == "PermissionError", out
 
     # the same in a terminal (a desktop has no JupyterLab): insitu-datasets, on the workspace's PATH
     text = off_loop(ws.terminal, "insitu-datasets") or ""
     for ds, (name, _) in expected.items():
         assert f"{name} v1\n  id        {ds}\n" in text, text  # (the terminal's carriage returns taken out)
-        assert f"  folder    /mnt/datasets/{ds}" in text and f"until {readable(ends[ds][1])}" in text, text
+        assert f"  folder    {by_name[ds]}\n  same as   /mnt/datasets/{ds}\n" in text, text
+        assert f"until {readable(ends[ds][1])}" in text, text
 
     # the side bar keeps it at hand: its tab shows the same panel
     page.locator(".jp-SideBar .lm-TabBar-tab[data-id='insitu-datasets-panel']").first.wait_for(state="attached")
