@@ -30,6 +30,9 @@ websocket, it
    JupyterLab's own exporter probe (``GET api/nbconvert``) is refused without
    a report.
 
+One route is the gateway's own, never forwarded: ``{base}insitu/export-status``, the
+states of the owner's export requests for JupyterLab's exports panel (``hub/gateway_exports.py``).
+
 Configuration: a JSON object on stdin (``--config-stdin``; the spawner's
 root-only pipe), or ``JUPYTERHUB_*`` / ``INSITU_GATEWAY_*`` variables (the
 Kubernetes sidecar). ``python -m hub.gateway --help``.
@@ -54,7 +57,7 @@ from tornado import httpclient, httputil, netutil, web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from hub import sniff
+from hub import gateway_exports, sniff
 from hub.http_linger import LingeringHTTPServer
 from hub.gateway_upstream import MAX_BODY, Upstream, UpstreamRefused, UpstreamWebSocket
 from hub.workspace.lockdown import is_blocked
@@ -89,6 +92,7 @@ class GatewayConfig:
     report_url: str = ""
     report_token: str = ""
     session_id: str = ""
+    project: str = ""  # the workspace's project (the exports panel's states are this project's)
     large: int = sniff.DEFAULT_LARGE
     cookie_options: dict = field(default_factory=dict)
 
@@ -117,7 +121,8 @@ class GatewayConfig:
             port=int(g("INSITU_GATEWAY_PORT", "8080")), address=g("INSITU_GATEWAY_ADDRESS", "0.0.0.0"),
             upstream_url=g("INSITU_GATEWAY_UPSTREAM", "http://127.0.0.1:8888"),
             report_url=g("INSITU_GATEWAY_REPORT_URL"), report_token=g("INSITU_GATEWAY_REPORT_TOKEN"),
-            session_id=g("INSITU_SESSION_ID"), large=int(g("INSITU_GATEWAY_LARGE", str(sniff.DEFAULT_LARGE))),
+            session_id=g("INSITU_SESSION_ID"), project=g("INSITU_PROJECT"),
+            large=int(g("INSITU_GATEWAY_LARGE", str(sniff.DEFAULT_LARGE))),
         )
 
 
@@ -128,6 +133,10 @@ class GatewayConfig:
 
 class _Base(HubOAuthenticated):
     gw: "Gateway"
+
+    def initialize(self, gw):
+        self.gw = gw
+        self.hub_auth = gw.auth
 
     @property
     def hub_scopes(self):
@@ -145,23 +154,6 @@ class _Base(HubOAuthenticated):
                 self.denied, model = model, None
         self._hub_auth_user_cache = model
 
-
-class CallbackHandler(_Base, HubOAuthCallbackHandler):
-    def initialize(self, gw):
-        self.gw = gw
-        self.hub_auth = gw.auth
-
-
-class GatewayHandler(_Base, WebSocketHandler):
-    def initialize(self, gw):
-        self.gw = gw
-        self.hub_auth = gw.auth
-        self.upstream_ws = None
-
-    async def prepare(self):
-        await self.identify()
-
-    # -- authentication ---------------------------------------------------
     def _require_owner(self) -> bool:
         if self.current_user:
             return True
@@ -178,6 +170,24 @@ class GatewayHandler(_Base, WebSocketHandler):
         self.set_status(code)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + "\n")
+
+
+class CallbackHandler(_Base, HubOAuthCallbackHandler):
+    pass
+
+
+class ExportStatusHandler(_Base, gateway_exports.ExportStatus):
+    async def prepare(self):
+        await self.identify()
+
+
+class GatewayHandler(_Base, WebSocketHandler):
+    def initialize(self, gw):
+        super().initialize(gw)
+        self.upstream_ws = None
+
+    async def prepare(self):
+        await self.identify()
 
     def check_origin(self, origin):  # websockets: the page must come from this origin
         return super().check_origin(origin)
@@ -353,6 +363,7 @@ class Gateway:
         return web.Application(
             [
                 (rf"{b}/oauth_callback", CallbackHandler, {"gw": self}),
+                (rf"{b}/{gateway_exports.ROUTE}", ExportStatusHandler, {"gw": self}),
                 (rf"{b}(/.*)?", GatewayHandler, {"gw": self}),
                 (r".*", NotHere),
             ],

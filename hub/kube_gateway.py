@@ -13,7 +13,10 @@ and ``hub.preflight`` require them):
   declared port, the one the hub and the proxy reach. It authenticates every
   request with the hub's OAuth (the server's own client and token, copied from
   the notebook container's ``JUPYTERHUB_*`` variables) and forwards to
-  ``127.0.0.1:8888``; data files in answers are refused and reported.
+  ``127.0.0.1:8888``; data files in answers are refused and reported. It asks
+  the dataset service (``INSITU_GATEWAY_REPORT_URL``, the hub's service token)
+  for the owner's export states of the pod's project (``INSITU_PROJECT``), which
+  it answers itself on ``{base}insitu/export-status`` (``hub/gateway_exports.py``).
 
 The pod does not share its process namespace (``shareProcessNamespace`` unset):
 the notebook container cannot see, signal or trace the gateway. The pod-level
@@ -28,11 +31,12 @@ from typing import Any
 
 GATEWAY_CONTAINER = "gateway"
 NOTEBOOK_PORT = 8888
-#: the variables of the notebook container the gateway needs (the server's OAuth client and token)
+#: the variables of the notebook container the gateway needs (the server's OAuth client and token; the
+#: project, whose export states it answers to JupyterLab's exports panel: hub/gateway_exports.py)
 COPIED_ENV = (
     "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL", "JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_OAUTH_CALLBACK_URL",
     "JUPYTERHUB_HOST", "JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_USER", "JUPYTERHUB_SERVER_NAME",
-    "JUPYTERHUB_BASE_URL",
+    "JUPYTERHUB_BASE_URL", "INSITU_PROJECT",
 )
 
 

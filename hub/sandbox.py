@@ -214,6 +214,7 @@ class LocalSandboxSpawner(RevocationNoticeMixin, PackageIndexMixin, DatasetSessi
             "upstream": gateway_local.server_socket(self.runtime_dir), "owner_uid": plan.uid,
             "run_as": [self.gateway_uid, self.gateway_gid], "report_url": self.dataset_service_url,
             "report_token": self.dataset_service_token, "session_id": self.session_id or "",
+            "project": plan.project,
             "cookie_options": dict(self.cookie_options or {}),
         }
 
