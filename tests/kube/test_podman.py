@@ -5,8 +5,10 @@ tests). Podman executes its securityContext (uid, primary group,
 supplementalGroups, no capabilities, no escalation, seccomp RuntimeDefault,
 read-only root file system) and its read-only volume mounts; from inside the
 pod a probe checks that only the studies of the chosen dataset are readable,
-through the dataset's symlinks and through the lake path, and that the lake,
-the datasets and the root file system cannot be written.
+through the dataset's symlinks and through the lake path, also at its readable
+path (``/mnt/datasets/by-name/...``: the same folder mounted a second time), and
+that the lake, the datasets, their readable paths and the root file system cannot
+be written, removed or replaced.
 
 What differs from a cluster, and why:
 * the image is a tiny probe image imported from host binaries (no registry is
@@ -38,7 +40,7 @@ from .test_kube_spawner import MockUser, dummy_kubeconfig  # noqa: F401  (fixtur
 
 pytestmark = pytest.mark.sandbox
 
-PROBE_BINS = ["dash", "cat", "ls", "id", "touch"]
+PROBE_BINS = ["dash", "cat", "ls", "id", "touch", "rm", "mv", "ln"]
 
 
 def _why_not() -> str | None:
@@ -166,6 +168,13 @@ check write-study touch /mnt/datalake/subj1/studyA/x
 check write-dataset touch /mnt/datasets/ds-a/x
 check write-root touch /etc/x
 check write-home touch /home/jovyan/result.txt
+check read-granted-by-name cat /mnt/datasets/by-name/lung-ct-v1/subj1/studyA/series1/1.dcm
+check write-by-name touch /mnt/datasets/by-name/lung-ct-v1/x
+check add-a-name touch /mnt/datasets/by-name/mine
+check rm-by-name rm -rf /mnt/datasets/by-name/lung-ct-v1
+check mv-by-name mv /mnt/datasets/by-name/lung-ct-v1 /home/jovyan/moved
+check ln-over-by-name ln -sfn /home/jovyan /mnt/datasets/by-name/lung-ct-v1
+check read-by-name-after cat /mnt/datasets/by-name/lung-ct-v1/subj1/studyA/series1/1.dcm
 """
 
 
@@ -207,7 +216,8 @@ async def test_generated_pod_runs_with_only_granted_studies_readable(podman, tmp
     image = _probe_image(podman, tmp_path)
 
     settings = PlanSettings(datasets_dir="/unused")
-    granted = [GrantedDataset("ds-a", 3001, project="lung1"), GrantedDataset("ds-b", 3002, project="lung1")]
+    granted = [GrantedDataset("ds-a", 3001, project="lung1", name="Lung CT", version="1"),
+               GrantedDataset("ds-b", 3002, project="lung1")]
     plan = build_plan("alice", "lung1", granted, ["ds-a"], "notebook-cpu", settings, session_id="s-1")
     sp = InsituKubeSpawner(_mock=True, user=MockUser("alice"), namespace="insitu-workspaces")
     sp.apply_plan(plan)
@@ -240,5 +250,12 @@ async def test_generated_pod_runs_with_only_granted_studies_readable(podman, tmp
         "write-dataset": "denied",
         "write-root": "denied",
         "write-home": "ok",
+        "read-granted-by-name": "ok",
+        "write-by-name": "denied",
+        "add-a-name": "denied",
+        "rm-by-name": "denied",
+        "mv-by-name": "denied",
+        "ln-over-by-name": "denied",
+        "read-by-name-after": "ok",
     }, out
     assert (paths["insitu-homes"] / "alice" / "lung1" / "result.txt").stat().st_uid == plan.uid
