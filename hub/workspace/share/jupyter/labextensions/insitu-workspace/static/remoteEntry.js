@@ -18,7 +18,8 @@
  *                              on another site) the panel says so and links to the airlock page.
  *  - insitu-workspace:datasets "Datasets of this workspace", a left side panel and a status-bar item:
  *                              each dataset's name, version, id, subjects/studies, read-only folder
- *                              and the project and grant it comes through with its end date
+ *                              (by name, /mnt/datasets/by-name/<slug>-v<version>, and by id) and
+ *                              the project and grant it comes through with its end date
  *                              ({base}insitu/datasets: the mounted manifests and the session the
  *                              spawner gave the workspace; nothing is asked of a service).
  */
