@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 from insitu.clock import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class StopNotices:
@@ -162,7 +165,8 @@ async def post_stop_notice(hub, user: str, session_id: str, session: dict) -> fl
         r = await hub.request("POST", f"/insitu/stop-notice/{quote(user, safe='')}",
                               json={"session_id": session_id, "session": session})
         grace = float(r.json().get("grace", 0)) if r.status_code == 200 else 0.0
-    except Exception:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - the stop must go on, with or without the notice
+        log.warning("stop notice for %s not delivered: %s", user, e)
         return 0.0
     if grace:
         await asyncio.sleep(min(grace, 30.0))

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Iterable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from insitu.identity import HubUnavailable
 from insitu.names import PROJECT_PREFIX
 
 from ..models import utcnow
 from .models import Notification
+
+log = logging.getLogger(__name__)
 
 
 class Notifier:
@@ -39,14 +43,15 @@ class Notifier:
             n += 1
         return n
 
-    def safe(self, s: Session, users_fn, *args, **kw) -> int:
+    def safe(self, s: Session, users_fn, kind: str, *args, **kw) -> int:
         """``notify`` with recipients from the hub; a hub that cannot be asked tells nobody (never blocks
         the action itself)."""
         try:
             users = users_fn()
-        except Exception:  # noqa: BLE001 - the action goes on; the in-app list simply lacks this one
+        except (HubUnavailable, ValueError) as e:  # the action goes on; the in-app list simply lacks this one
+            log.warning("%s notification not recorded: the hub could not name its recipients: %s", kind, e)
             return 0
-        return self.notify(s, users, *args, **kw)
+        return self.notify(s, users, kind, *args, **kw)
 
     # --- the in-app list -------------------------------------------------------
     @staticmethod

@@ -252,3 +252,32 @@ def test_the_hub_home_fetch_gives_up_plainly_when_the_service_is_down(st):
     assert got["ok"] is False and got["items"] == [] and got["unread"] == 0
     got = asyncio.run(HomeNotifications(st.base)(User()))  # a token the hub does not know: 401, not ok
     assert got["ok"] is False
+
+
+def test_a_hub_that_cannot_name_the_recipients_tells_nobody_and_a_bug_is_not_hidden(tmp_path, caplog):
+    """``Notifier.safe``: the hub down (HubUnavailable) records nothing and lets the action go on, with a log
+    line; any other failure of the recipients' lookup is a bug and is raised."""
+    from sqlalchemy import select
+
+    from dataset_service.db import Database
+    from dataset_service.notifications.models import Notification
+    from dataset_service.notifications.service import Notifier
+    from insitu.identity import HubUnavailable
+
+    db = Database(f"sqlite:///{tmp_path}/n.db")
+    db.upgrade()
+    notifier = Notifier(directory=None)
+
+    def hub_down():
+        raise HubUnavailable("connection refused")
+
+    def bug():
+        raise KeyError("groups")
+
+    with db.session() as s:
+        assert notifier.safe(s, hub_down, "request-new", "A new request") == 0
+        assert notifier.safe(s, lambda: ["ayla", "ayla", "bram"], "request-new", "A new request") == 2
+        with pytest.raises(KeyError):
+            notifier.safe(s, bug, "request-new", "A new request")
+        assert sorted(s.scalars(select(Notification.user))) == ["ayla", "bram"]
+    assert "request-new notification not recorded" in caplog.text
