@@ -27,7 +27,6 @@ TRANSITIONS: dict[S, set[S]] = {
     S.invalidated: set(),
     S.failed: set(),
 }
-TRANSITION_ROLES = ("data-managers",)  # admins pass every role check
 TRACE_ACTION = {S.released: "RELEASE_DATASET", S.published: "PUBLISH_DATASET",
                 S.invalidated: "INVALIDATE_DATASET"}
 EDITABLE_FIELDS = ("description", "license", "tags", "contact")

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from hub.auth import insitu_groups
 from hub.servers import servers_to_stop
 from insitu.hubapi import HubAPI
-from insitu.names import ROLES, project_of
+from insitu.names import ROLES, Role, project_of
 
 log = logging.getLogger("insitu.keycloak_sync")
 
-WORKSPACE_ROLES = frozenset({"researchers", "admins"})
+WORKSPACE_ROLES = frozenset({Role.RESEARCHERS.value, Role.ADMINS.value})
 
 
 class KeycloakDirectory:

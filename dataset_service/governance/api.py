@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from insitu.identity import CurrentIdentity, Identity, require_roles
+from insitu.names import Role
 
 from insitu.httpapi import RowId, unprocessable
 
@@ -42,8 +43,8 @@ from .service import Governance, aware
 
 router = APIRouter(prefix="/api", tags=["access governance"])
 
-DAC = ("dac",)
-RESEARCHERS = ("researchers",)
+DAC = (Role.DAC.value,)
+RESEARCHERS = (Role.RESEARCHERS.value,)
 # a required text: at least 3 characters once surrounding spaces are stripped (rules.check_text)
 Text3 = Annotated[str, Field(min_length=3, max_length=4000, pattern=r"\S[\s\S]+\S",
                              description="at least 3 characters besides surrounding spaces")]
