@@ -19,23 +19,25 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse
 
-from insitu.identity import Identity, optional_identity
-from insitu.pages import login_redirect, page_response, page_templates
+from insitu.identity import Identity, OptionalIdentity
+from insitu.pages import LoginRequired, PageExit, page_response, page_templates
+from insitu.names import Role
 from insitu.navigation import platform_nav
 from insitu import merkle
 from tracer.chain import anchor_events, connect
+from tracer.deps import SettingsDep, StoreDep, get_settings, get_store
 from insitu.trace import Action, canonical_json, leaf_hash
 from tracer.verify import _b32, verify_against_chain
 
 HERE = Path(__file__).resolve().parent
 env = page_templates(HERE / "templates")
-AUDITORS = ("auditors",)
+AUDITORS = (Role.AUDITORS.value,)
 PAGE_SIZE = 50
 MAX_PAGE = 500
 TEXT_FILTERS = {"action": 32, "dataset": 128, "user": 64, "caller": 128}
@@ -47,7 +49,7 @@ class BadFilter(ValueError):
 
 
 def render(request: Request, who: Identity | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
-    prefix = request.app.state.settings.service_prefix.rstrip("/")
+    prefix = get_settings(request).service_prefix.rstrip("/")
     html = env.get_template(template).render(prefix=prefix, who=who, roles=sorted(who.roles) if who else [],
                                               nav=platform_nav(who.roles, tracer=prefix) if who else [],
                                               path=request.url.path, status=status, **ctx)
@@ -58,14 +60,18 @@ def error_page(request: Request, who: Identity | None, status: int, title: str, 
     return render(request, who, "error.html", status=status, title=title, reason=reason)
 
 
-def need_auditor(request: Request, who: Identity | None) -> Identity | Response:
-    """The identity of an auditor or admin; a login redirect or a 403 page otherwise."""
+def auditor_page(request: Request, who: OptionalIdentity) -> Identity:
+    """The identity of an auditor or admin; otherwise the page ends (``insitu.pages.PageExit``) with the login
+    redirect or a 403 page."""
     if who is None:
-        return login_redirect(request, request.app.state.settings.service_prefix.rstrip("/"))
+        raise LoginRequired(request, get_settings(request).service_prefix.rstrip("/"))
     if not who.has_role(*AUDITORS):
-        return error_page(request, who, 403, "Not for your role",
-                          "The audit trail is for auditors. Ask an administrator if you need access.")
+        raise PageExit(error_page(request, who, 403, "Not for your role",
+                                  "The audit trail is for auditors. Ask an administrator if you need access."))
     return who
+
+
+AuditorPage = Annotated[Identity, Depends(auditor_page)]
 
 
 def _time(value: str, name: str) -> datetime:
@@ -108,8 +114,7 @@ def export_params(query: dict[str, Any]) -> dict[str, str]:
 
 
 def contract_address(request: Request) -> str | None:
-    s = request.app.state
-    return s.store.get_meta("contract_address") or s.settings.contract_address
+    return get_store(request).get_meta("contract_address") or get_settings(request).contract_address
 
 
 def check(request: Request, rec: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +142,7 @@ def check(request: Request, rec: dict[str, Any]) -> dict[str, Any]:
         out["root"] = None
         out["errors"].append(f"the proof cannot be applied: {e}")
     address = contract_address(request)
-    settings = request.app.state.settings
+    settings = get_settings(request)
     if not address:
         out["result"] = "unavailable"
         out["errors"].append("the tracer knows no contract address")
@@ -162,55 +167,49 @@ def check(request: Request, rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def web_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/")
-    def trace_list(request: Request, who: Identity | None = Depends(optional_identity)):
-        got = need_auditor(request, who)
-        if isinstance(got, Response):
-            return got
-        params = request.query_params
-        try:
-            given, query = parse_filters(params)
-            cursor = params.get("cursor") or "0"
-            if not cursor.isdigit() or len(cursor) > 19:
-                raise BadFilter("cursor: not a sequence number")
-            limit = params.get("limit") or str(PAGE_SIZE)
-            if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-                raise BadFilter(f"limit: a number of traces from 1 to {MAX_PAGE}")
-            limit = int(limit)
-        except BadFilter as e:
-            return error_page(request, who, 400, "That filter cannot be used", str(e))
-        store = request.app.state.store
-        page = store.query(**query, after_seq=int(cursor), limit=limit)
-        keep = {**given, **({"limit": limit} if limit != PAGE_SIZE else {})}
-        nxt = urlencode({**keep, "cursor": page[-1]["seq"]}) if len(page) == limit else None
-        return render(request, who, "traces.html", traces=page, filters=given, actions=list(Action.__members__),
-                      next_query=nxt, first_query=urlencode(keep) if int(cursor) else None, limit=limit,
-                      export_query=urlencode({**export_params(query), "format": "jsonl"}),
-                      anchored_batches=store.anchored_batch_count(), contract=contract_address(request))
 
-    @router.get("/trace/{trace_id}")
-    def trace_detail(request: Request, trace_id: str, who: Identity | None = Depends(optional_identity)):
-        got = need_auditor(request, who)
-        if isinstance(got, Response):
-            return got
-        try:
-            tid = str(uuid.UUID(trace_id))
-        except ValueError:
-            return error_page(request, who, 400, "Not a trace id", "A trace id is a UUID.")
-        rec = request.app.state.store.get(tid)
-        if rec is None:
-            return error_page(request, who, 404, "No such trace", f"The tracer holds no trace {tid}.")
-        return render(request, who, "trace.html", rec=rec, t=rec["trace"], result=check(request, rec),
-                      canonical=canonical_json(rec["trace"]).decode("utf-8"),
-                      pretty=json.dumps(rec["trace"], indent=2, sort_keys=True, ensure_ascii=False),
-                      contract=contract_address(request), chain_url=request.app.state.settings.chain_url)
+@router.get("/")
+def trace_list(request: Request, who: AuditorPage, store: StoreDep):
+    params = request.query_params
+    try:
+        given, query = parse_filters(params)
+        cursor = params.get("cursor") or "0"
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise BadFilter("cursor: not a sequence number")
+        limit = params.get("limit") or str(PAGE_SIZE)
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+            raise BadFilter(f"limit: a number of traces from 1 to {MAX_PAGE}")
+        limit = int(limit)
+    except BadFilter as e:
+        return error_page(request, who, 400, "That filter cannot be used", str(e))
+    page = store.query(**query, after_seq=int(cursor), limit=limit)
+    keep = {**given, **({"limit": limit} if limit != PAGE_SIZE else {})}
+    nxt = urlencode({**keep, "cursor": page[-1]["seq"]}) if len(page) == limit else None
+    return render(request, who, "traces.html", traces=page, filters=given, actions=list(Action.__members__),
+                  next_query=nxt, first_query=urlencode(keep) if int(cursor) else None, limit=limit,
+                  export_query=urlencode({**export_params(query), "format": "jsonl"}),
+                  anchored_batches=store.anchored_batch_count(), contract=contract_address(request))
 
-    @router.get("/static/tracer.css")
-    def stylesheet():
-        return FileResponse(HERE / "static" / "tracer.css", media_type="text/css",
-                            headers={"Cache-Control": "max-age=300"})
 
-    return router
+@router.get("/trace/{trace_id}")
+def trace_detail(request: Request, trace_id: str, who: AuditorPage, store: StoreDep, settings: SettingsDep):
+    try:
+        tid = str(uuid.UUID(trace_id))
+    except ValueError:
+        return error_page(request, who, 400, "Not a trace id", "A trace id is a UUID.")
+    rec = store.get(tid)
+    if rec is None:
+        return error_page(request, who, 404, "No such trace", f"The tracer holds no trace {tid}.")
+    return render(request, who, "trace.html", rec=rec, t=rec["trace"], result=check(request, rec),
+                  canonical=canonical_json(rec["trace"]).decode("utf-8"),
+                  pretty=json.dumps(rec["trace"], indent=2, sort_keys=True, ensure_ascii=False),
+                  contract=contract_address(request), chain_url=settings.chain_url)
+
+
+@router.get("/static/tracer.css")
+def stylesheet():
+    return FileResponse(HERE / "static" / "tracer.css", media_type="text/css",
+                        headers={"Cache-Control": "max-age=300"})
+

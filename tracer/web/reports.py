@@ -11,12 +11,13 @@ Auditors and admins only, like the other pages.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from insitu.identity import Identity, optional_identity
+from insitu.identity import Identity
 from tracer import reports
-from tracer.web.pages import BadFilter, error_page, need_auditor, parse_filters, render
+from tracer.deps import StoreDep
+from tracer.web.pages import AuditorPage, BadFilter, error_page, parse_filters, render
 
 FORMATS = ("html", "csv", "jsonl")
 
@@ -38,51 +39,45 @@ def _rows_out(rows: list[dict], fmt: str, stem: str) -> Response:
     return _download(reports.rows_jsonl(rows), "application/x-ndjson", f"{stem}.jsonl")
 
 
-def reports_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+def _report(request: Request, who: Identity, key: str, pattern, bad: tuple[str, str], build, template: str,
+            stem: str) -> Response:
+    """One report page: ``key`` checked against ``pattern`` (else the 400 page ``bad``), the report ``build``
+    makes of it, as the page ``template`` or its rows as CSV or JSON lines named ``stem``."""
+    fmt = _format(request)
+    if fmt is None:
+        return error_page(request, who, 400, "Unknown format", "format is html, csv or jsonl")
+    if not pattern.match(key):
+        return error_page(request, who, 400, *bad)
+    rep = build(key)
+    if fmt != "html":
+        return _rows_out(rep["rows"], fmt, stem)
+    return render(request, who, template, rep=rep)
 
-    @router.get("/reports/dataset/{dataset_id:path}")
-    def dataset_report(request: Request, dataset_id: str, who: Identity | None = Depends(optional_identity)):
-        got = need_auditor(request, who)
-        if isinstance(got, Response):
-            return got
-        fmt = _format(request)
-        if fmt is None:
-            return error_page(request, who, 400, "Unknown format", "format is html, csv or jsonl")
-        if not reports.DATASET_RE.match(dataset_id):
-            return error_page(request, who, 400, "Not a dataset id", "A dataset id is letters, digits and . _ : @ + / -.")
-        rep = reports.dataset_usage(request.app.state.store, dataset_id)
-        if fmt != "html":
-            return _rows_out(rep["rows"], fmt, f"usage-{dataset_id.replace('/', '_')}")
-        return render(request, who, "report_dataset.html", rep=rep)
 
-    @router.get("/reports/project/{project}")
-    def project_report(request: Request, project: str, who: Identity | None = Depends(optional_identity)):
-        got = need_auditor(request, who)
-        if isinstance(got, Response):
-            return got
-        fmt = _format(request)
-        if fmt is None:
-            return error_page(request, who, 400, "Unknown format", "format is html, csv or jsonl")
-        if not reports.PROJECT_RE.match(project):
-            return error_page(request, who, 400, "Not a project code", "A project code is letters, digits and . _ -.")
-        rep = reports.project_timeline(request.app.state.store, project)
-        if fmt != "html":
-            return _rows_out(rep["rows"], fmt, f"project-{project}")
-        return render(request, who, "report_project.html", rep=rep)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/export.csv")
-    def export_csv(request: Request, who: Identity | None = Depends(optional_identity)):
-        got = need_auditor(request, who)
-        if isinstance(got, Response):
-            return got
-        try:
-            _, query = parse_filters(request.query_params)
-        except BadFilter as e:
-            return error_page(request, who, 400, "That filter cannot be used", str(e))
-        store = request.app.state.store
-        rows = [reports.row(r) for r in reports._all(lambda pos: store.query(**query, after_seq=pos,
-                                                                               limit=reports.PAGE))]
-        return _download(reports.rows_csv(rows), "text/csv; charset=utf-8", "traces.csv")
 
-    return router
+@router.get("/reports/dataset/{dataset_id:path}")
+def dataset_report(request: Request, dataset_id: str, who: AuditorPage, store: StoreDep):
+    return _report(request, who, dataset_id, reports.DATASET_RE,
+                   ("Not a dataset id", "A dataset id is letters, digits and . _ : @ + / -."),
+                   lambda key: reports.dataset_usage(store, key), "report_dataset.html",
+                   f"usage-{dataset_id.replace('/', '_')}")
+
+
+@router.get("/reports/project/{project}")
+def project_report(request: Request, project: str, who: AuditorPage, store: StoreDep):
+    return _report(request, who, project, reports.PROJECT_RE,
+                   ("Not a project code", "A project code is letters, digits and . _ -."),
+                   lambda key: reports.project_timeline(store, key), "report_project.html", f"project-{project}")
+
+
+@router.get("/export.csv")
+def export_csv(request: Request, who: AuditorPage, store: StoreDep):
+    try:
+        _, query = parse_filters(request.query_params)
+    except BadFilter as e:
+        return error_page(request, who, 400, "That filter cannot be used", str(e))
+    rows = [reports.row(r) for r in reports._all(lambda pos: store.query(**query, after_seq=pos,
+                                                                           limit=reports.PAGE))]
+    return _download(reports.rows_csv(rows), "text/csv; charset=utf-8", "traces.csv")
