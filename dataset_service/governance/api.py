@@ -39,6 +39,8 @@ from ..models import Dataset
 from .deps import GOVERNANCE_ERRORS, GovernanceDep, GovernanceSettingsDep, to_http
 from .models import AccessRequest, Grant, SessionDataset, WorkSession
 from .rules import RequestState
+from .schemas import (AccessHistoryOut, AccessRequestOut, GrantOut, RefusalOut, UncoveredSessionOut,
+                      UsableDatasetOut, WorkSessionOut)
 from .service import Governance, aware
 
 router = APIRouter(prefix="/api", tags=["access governance"])
@@ -132,7 +134,7 @@ def can_see_request(who: Identity, req: AccessRequest) -> bool:
 
 
 # --- requests ----------------------------------------------------------------
-@router.post("/access-requests", status_code=201)
+@router.post("/access-requests", status_code=201, response_model=AccessRequestOut)
 def create_request(body: RequestIn, s: SessionDep, gov: GovernanceDep,
                    who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.submit, s, requester=who.name, requester_projects=who.projects, dataset_id=body.dataset_id,
@@ -141,7 +143,7 @@ def create_request(body: RequestIn, s: SessionDep, gov: GovernanceDep,
     return request_view(req, gov)
 
 
-@router.get("/access-requests")
+@router.get("/access-requests", response_model=list[AccessRequestOut])
 def list_requests(s: SessionDep, gov: GovernanceDep,
                   who: Identity = Depends(require_roles("researchers", "dac", "auditors")),
                   state: RequestState | None = None, dataset_id: str | None = None, project: str | None = None,
@@ -162,7 +164,7 @@ def list_requests(s: SessionDep, gov: GovernanceDep,
     return [request_view(r, gov) for r in s.scalars(q)]
 
 
-@router.get("/access-requests/{request_id}")
+@router.get("/access-requests/{request_id}", response_model=AccessRequestOut)
 def get_request(request_id: RowId, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep):
     req = s.get(AccessRequest, request_id)
     if req is None:
@@ -172,7 +174,7 @@ def get_request(request_id: RowId, who: CurrentIdentity, s: SessionDep, gov: Gov
     return request_view(req, gov)
 
 
-@router.post("/access-requests/{request_id}/votes")
+@router.post("/access-requests/{request_id}/votes", response_model=AccessRequestOut)
 def vote(request_id: RowId, body: VoteIn, s: SessionDep, gov: GovernanceDep,
          who: Identity = Depends(require_roles(*DAC))):
     req = _run(gov.vote, s, request_id, reviewer=who.name, reviewer_projects=who.projects, decision=body.decision,
@@ -180,7 +182,7 @@ def vote(request_id: RowId, body: VoteIn, s: SessionDep, gov: GovernanceDep,
     return request_view(req, gov)
 
 
-@router.post("/access-requests/{request_id}/changes")
+@router.post("/access-requests/{request_id}/changes", response_model=AccessRequestOut)
 def ask_for_changes(request_id: RowId, body: ReasonIn, s: SessionDep, gov: GovernanceDep,
                     who: Identity = Depends(require_roles(*DAC))):
     req = _run(gov.request_changes, s, request_id, reviewer=who.name, reviewer_projects=who.projects,
@@ -188,7 +190,7 @@ def ask_for_changes(request_id: RowId, body: ReasonIn, s: SessionDep, gov: Gover
     return request_view(req, gov)
 
 
-@router.post("/access-requests/{request_id}/resubmit")
+@router.post("/access-requests/{request_id}/resubmit", response_model=AccessRequestOut)
 def resubmit(request_id: RowId, body: ResubmitIn, s: SessionDep, gov: GovernanceDep,
              who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.resubmit, s, request_id, actor=who.name, purpose=body.purpose, intended_use=body.intended_use,
@@ -196,7 +198,7 @@ def resubmit(request_id: RowId, body: ResubmitIn, s: SessionDep, gov: Governance
     return request_view(req, gov)
 
 
-@router.post("/access-requests/{request_id}/withdraw")
+@router.post("/access-requests/{request_id}/withdraw", response_model=AccessRequestOut)
 def withdraw(request_id: RowId, s: SessionDep, gov: GovernanceDep,
              who: Identity = Depends(require_roles(*RESEARCHERS))):
     req = _run(gov.withdraw, s, request_id, actor=who.name)
@@ -204,7 +206,7 @@ def withdraw(request_id: RowId, s: SessionDep, gov: GovernanceDep,
 
 
 # --- grants ------------------------------------------------------------------
-@router.get("/grants")
+@router.get("/grants", response_model=list[GrantOut])
 def list_grants(s: SessionDep, gov: GovernanceDep,
                 who: Identity = Depends(require_roles("researchers", "dac", "auditors", "data-managers")),
                 project: str | None = None, dataset_id: str | None = None, active: bool = False):
@@ -219,14 +221,14 @@ def list_grants(s: SessionDep, gov: GovernanceDep,
     return [g for g in out if g["status"] == "active"] if active else out
 
 
-@router.post("/grants/{grant_id}/revoke")
+@router.post("/grants/{grant_id}/revoke", response_model=GrantOut)
 def revoke(grant_id: RowId, body: ReasonIn, s: SessionDep, gov: GovernanceDep,
            who: Identity = Depends(require_roles(*DAC))):
     g = _run(gov.revoke, s, grant_id, actor=who.name, reason=body.reason)
     return grant_view(g, gov)
 
 
-@router.get("/datasets/{dataset_id}/access-history")
+@router.get("/datasets/{dataset_id}/access-history", response_model=AccessHistoryOut)
 def access_history(dataset_id: str, s: SessionDep, gov: GovernanceDep,
                    who: Identity = Depends(require_roles("dac", "data-managers", "auditors"))):
     if s.get(Dataset, dataset_id) is None:
@@ -260,14 +262,14 @@ def _hub_service(gs: GovernanceSettingsDep, who: CurrentIdentity) -> Identity:
     return who
 
 
-@router.get("/users/{name}/usable-datasets")
+@router.get("/users/{name}/usable-datasets", response_model=list[UsableDatasetOut])
 def usable_datasets(name: str, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep, gs: GovernanceSettingsDep):
     if not ((who.is_service and who.name == gs.hub_service_name) or (not who.is_service and who.name == name)):
         raise HTTPException(403, "only the hub or the user themself may list a user's usable datasets")
     return _run(gov.usable_datasets, s, name)
 
 
-@router.post("/sessions", status_code=201)
+@router.post("/sessions", status_code=201, response_model=WorkSessionOut)
 def open_session(body: SessionIn, s: SessionDep, gov: GovernanceDep, who: Identity = Depends(_hub_service)):
     ws = _run(gov.open_session, s, user=body.user, project=body.project, dataset_ids=list(body.dataset_ids),
               profile=body.profile, opened_by=who.name)
@@ -280,7 +282,7 @@ class RefusalIn(Body):
     path_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-@router.post("/sessions/{session_id}/refusals", status_code=201)
+@router.post("/sessions/{session_id}/refusals", status_code=201, response_model=RefusalOut)
 def record_refusal(session_id: str, body: RefusalIn, s: SessionDep, gov: GovernanceDep,
                    who: Identity = Depends(_hub_service)):
     """A workspace gateway (on the hub's behalf) refused to hand out a file: traced as REFUSE_DOWNLOAD."""
@@ -288,12 +290,12 @@ def record_refusal(session_id: str, body: RefusalIn, s: SessionDep, gov: Governa
     return {"traced": True}
 
 
-@router.get("/sessions/uncovered")
+@router.get("/sessions/uncovered", response_model=list[UncoveredSessionOut])
 def uncovered(s: SessionDep, gov: GovernanceDep, who: Identity = Depends(_hub_service)):
     return gov.uncovered_sessions(s)
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", response_model=WorkSessionOut)
 def get_work_session(session_id: str, who: CurrentIdentity, s: SessionDep, gov: GovernanceDep,
                      gs: GovernanceSettingsDep):
     ws = s.get(WorkSession, session_id)
