@@ -11,9 +11,14 @@
   does (``export.py``) and answers where to submit and follow it. Same checks:
   files in the home, no symlinks, regular files only.
 * ``GET  {base}insitu/exports``: the drafts written so far (for the exports panel), and where the
-  browser follows them: ``status_url``, the airlock's list of the researcher's own requests (each
-  with the ``draft_id`` it came from), and ``request_url``, the page of one request (id appended).
-  The browser asks the airlock; the workspace never does (it reaches only its hub API).
+  browser follows them: ``status_url``, ``{base}insitu/export-status`` on the workspace's own origin,
+  answered by the workspace gateway outside the sandbox (``hub/gateway_exports.py``: the states of
+  the owner's requests, each with the ``draft_id`` it came from, asked of the airlock by the gateway),
+  never by this server; and ``request_url``, the airlock's page of one request (id appended). The
+  workspace never asks the airlock (it reaches only its hub API). The airlock's pages are linked at
+  the dataset service's public origin (``airlock_base``): with per-user and per-service origins
+  (``JUPYTERHUB_HOST`` set: the hub's ``subdomain_host``) JupyterHub's subdomain rule for the
+  service, else a path on the hub's origin.
 * ``GET  {base}insitu/datasets``: the workspace's datasets by name, where each is mounted and
   the grant it comes through (for the Datasets panel; ``granted.py``: from the manifests and
   the environment the spawner gave, nothing asked of a service).
@@ -29,11 +34,28 @@ import os
 from pathlib import Path
 
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .export import DRAFT_DIR, SERVICE_PREFIX, ExportError, home_dir, name_in_home, write_draft
 
 NOTICE_FILE = "/run/insitu-hub/notice.json"
+SERVICE_NAME = SERVICE_PREFIX.rsplit("/", 1)[1]
+
+
+def airlock_base(hub_host: str | None = None) -> str:
+    """The airlock pages' public URL prefix: ``SERVICE_PREFIX`` on the service's own origin when the hub
+    has per-user and per-service origins (``JUPYTERHUB_HOST``), else the path on the hub's origin."""
+    from urllib.parse import urlparse
+
+    from jupyterhub.utils import subdomain_hook_idna
+
+    host = os.environ.get("JUPYTERHUB_HOST", "") if hub_host is None else hub_host
+    u = urlparse(host)
+    if not (u.scheme and u.hostname):
+        return SERVICE_PREFIX
+    origin = f"{u.scheme}://{subdomain_hook_idna(SERVICE_NAME, u.hostname, 'service')}" + (f":{u.port}" if u.port else "")
+    return origin + SERVICE_PREFIX
 
 
 class NoticeHandler(APIHandler):
@@ -51,7 +73,7 @@ class NoticeHandler(APIHandler):
 class ExportHandler(APIHandler):
     @web.authenticated
     def get(self):
-        home = home_dir()
+        home, airlock = home_dir(), airlock_base()
         drafts = []
         for p in sorted((home / DRAFT_DIR).glob("*.json")):
             try:
@@ -60,10 +82,10 @@ class ExportHandler(APIHandler):
                 continue
             drafts.append({"id": d.get("id"), "created_at": d.get("created_at"),
                            "files": [f.get("name") for f in d.get("files", [])],
-                           "submit_url": f"{SERVICE_PREFIX}/exports/new?draft={d.get('id')}"})
-        self.finish(json.dumps({"drafts": drafts, "follow_url": f"{SERVICE_PREFIX}/exports",
-                                "status_url": f"{SERVICE_PREFIX}/api/exports?mine=true",
-                                "request_url": f"{SERVICE_PREFIX}/exports/"}))
+                           "submit_url": f"{airlock}/exports/new?draft={d.get('id')}"})
+        self.finish(json.dumps({"drafts": drafts, "follow_url": f"{airlock}/exports",
+                                "status_url": url_path_join(self.base_url, "insitu/export-status"),
+                                "request_url": f"{airlock}/exports/"}))
 
     @web.authenticated
     def post(self):
@@ -90,8 +112,8 @@ class ExportHandler(APIHandler):
             return
         self.set_status(201)
         self.finish(json.dumps({"id": draft["id"], "files": [f["name"] for f in draft["files"]],
-                                "submit_url": f"{SERVICE_PREFIX}/exports/new?draft={draft['id']}",
-                                "follow_url": f"{SERVICE_PREFIX}/exports"}))
+                                "submit_url": f"{airlock_base()}/exports/new?draft={draft['id']}",
+                                "follow_url": f"{airlock_base()}/exports"}))
 
 
 class DatasetsHandler(APIHandler):
@@ -104,8 +126,6 @@ class DatasetsHandler(APIHandler):
 
 
 def install(serverapp) -> None:
-    from jupyter_server.utils import url_path_join
-
     base = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [
         (url_path_join(base, "insitu/notice"), NoticeHandler),

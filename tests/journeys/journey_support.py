@@ -79,9 +79,11 @@ def demo_layout(root: Path, subjects: int = 12, seed: int = 5) -> tuple[LakeLayo
     return LakeLayout(lake, datasets, {folder.name: []}, {folder.name: gid}), folder.name
 
 
-def service_stack(root: Path, grants: list[tuple[str, str]], subjects: int = 2, hub_config: str = ""):
+def service_stack(root: Path, grants: list[tuple[str, str]], subjects: int = 2, hub_config: str = "",
+                  subdomains: bool = False):
     """The sandbox hub on the real dataset service, tracer and airlock (the module doc); ``grants``:
-    (user, project) pairs granted the demo dataset. A ``GovernanceStack`` with ``ds`` (the dataset id),
+    (user, project) pairs granted the demo dataset; ``subdomains``: per-user and per-service origins,
+    the platform's default (``start_governance_stack``). A ``GovernanceStack`` with ``ds`` (the dataset id),
     ``homes`` (the workspace homes, also the airlock's) and ``runtime_root`` added; ``stop_service_stack``
     stops it."""
     import secrets
@@ -100,7 +102,7 @@ def service_stack(root: Path, grants: list[tuple[str, str]], subjects: int = 2, 
         root / "stack", services=[{"name": "insitu-hub", "api_token": hub_token}],
         hub_config=lambda url: sandbox_hub_config(ServiceEndpoint(url, hub_token), homes, runtime_root) + hub_config,
         database_url=f"sqlite:///{root / 'catalogue.sqlite'}", lake_dir=layout.lake,
-        datasets_dir=layout.datasets, lake_mount_path=LAKE_MOUNT)
+        datasets_dir=layout.datasets, lake_mount_path=LAKE_MOUNT, subdomains=subdomains)
     try:
         airlock = AirlockSettings(store_dir=root / "airlock", homes_root=homes)
         st.app.state.airlock_settings = airlock

@@ -11,11 +11,13 @@
  *                              writes an export draft ({base}insitu/exports) and opens the exports
  *                              panel, which lists the drafts with links to submit and follow them.
  *                              While it is open the panel follows each draft's request every few
- *                              seconds (not submitted, in review, approved, rejected, returned): the
- *                              browser asks the airlock's API (status_url) with the researcher's own
- *                              airlock sign-in; the workspace itself never reaches the airlock. Where
- *                              the browser cannot ask (not signed in to the airlock yet, or the airlock
- *                              on another site) the panel says so and links to the airlock page.
+ *                              seconds (not submitted, in review, approved, rejected, returned): it
+ *                              asks status_url ({base}insitu/export-status), on this page's own origin,
+ *                              which the workspace gateway answers itself outside the sandbox (it asks
+ *                              the airlock for the owner: hub/gateway_exports.py), in every mode, per-user
+ *                              subdomains included; the workspace itself never reaches the airlock. When
+ *                              the states cannot be had (airlock down) the panel says so in one line and
+ *                              links to the airlock page.
  *  - insitu-workspace:datasets "Datasets of this workspace", a left side panel and a status-bar item:
  *                              each dataset's name, version, id, subjects/studies, read-only folder
  *                              (by name, /mnt/datasets/by-name/<slug>-v<version>, and by id) and
@@ -195,21 +197,26 @@ var _JUPYTERLAB;
     };
 
     function requestStates(url) {
-      // the researcher's own requests, asked by this browser with its airlock sign-in (a cookie of the airlock)
-      if (!url) { return Promise.resolve(null); }
-      return fetch(hubOrigin() + url, { credentials: "include", headers: { "Accept": "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (rows) {
-          if (!Array.isArray(rows)) { return null; }
-          var byDraft = {};
-          rows.forEach(function (x) { if (x.draft_id) { byDraft[x.draft_id] = x; } });
-          return byDraft;
-        }).catch(function () { return null; });
+      // the owner's requests, answered on this origin by the workspace gateway: {byDraft} or {reason}
+      var unavailable = { byDraft: null, reason: "" };
+      if (!url) { return Promise.resolve(unavailable); }
+      return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json", "X-XSRFToken": xsrf() } })
+        .then(function (r) {
+          return r.json().catch(function () { return {}; }).then(function (body) {
+            if (!r.ok || !body || !Array.isArray(body.requests)) {
+              return { byDraft: null, reason: (body && typeof body.reason === "string") ? body.reason : "" };
+            }
+            var byDraft = {};
+            body.requests.forEach(function (x) { if (x && x.draft_id) { byDraft[x.draft_id] = x; } });
+            return { byDraft: byDraft, reason: "" };
+          });
+        }).catch(function () { return unavailable; });
     }
 
     function link(href, text, cls) {
       var a = document.createElement("a");
-      a.href = hubOrigin() + href; a.target = "_blank"; a.rel = "noopener"; a.textContent = text;
+      a.href = /^https?:\/\//.test(href) ? href : hubOrigin() + href;  // absolute: the airlock on its own origin
+      a.target = "_blank"; a.rel = "noopener"; a.textContent = text;
       a.style.color = "var(--jp-content-link-color)"; a.style.textDecoration = "underline";
       if (cls) { a.className = cls; }
       return a;
@@ -217,9 +224,9 @@ var _JUPYTERLAB;
 
     function renderPanel() {
       return api("GET", "insitu/exports").then(function (data) {
-        return requestStates(data.status_url).then(function (byDraft) { return [data, byDraft]; });
+        return requestStates(data.status_url).then(function (st) { return [data, st]; });
       }).then(function (both) {
-        var data = both[0], byDraft = both[1];
+        var data = both[0], byDraft = both[1].byDraft, reason = both[1].reason;
         if (!panel || panel.isDisposed) { return; }
         var parts = [];
         var h = document.createElement("h2"); h.textContent = "My exports"; parts.push(h);
@@ -228,10 +235,10 @@ var _JUPYTERLAB;
           "then follow it here until it is approved and download it from the airlock page.";
         parts.push(p);
         parts.push(link(data.follow_url, "Follow my export requests", "insitu-follow"));
-        if (byDraft === null && data.status_url) {
+        if (byDraft === null) {
           var note = document.createElement("p"); note.className = "insitu-status-unknown";
-          note.textContent = "The state of submitted requests shows here once this browser is signed in to the airlock " +
-            "(open the airlock page once) where the airlock is on this page's site; otherwise follow them on the airlock page.";
+          note.textContent = "The state of submitted requests is unavailable just now" + (reason ? " (" + reason + ")" : "") +
+            ": follow them on the airlock page.";
           parts.push(note);
         }
         var list = document.createElement("ul"); list.className = "insitu-drafts";
