@@ -32,18 +32,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from insitu.httpapi import RowId
 
-from insitu.identity import Identity, current_identity
+from insitu.identity import CurrentIdentity
 
+from ..deps import DatabaseDep
+from ..governance.deps import GovernanceSettingsDep
 from .models import ExportRequest
-from .deps import download_response, get_airlock, http_error, preview_response
-from .service import Airlock, AirlockError
+from .deps import AirlockDep, download_response, http_error, preview_response
+from .service import AirlockError
 from .settings import AirlockSettings
+from .states import ExportState
 from .tracing import TraceFailed
 
 router = APIRouter(tags=["export airlock"])
@@ -119,9 +122,7 @@ def _summary(view: dict) -> dict:
 
 
 @router.post("/api/exports", status_code=201, responses=RefusedFiles)
-def submit_export(body: ExportIn, request: Request, who: Identity = Depends(current_identity),
-                  airlock: Airlock = Depends(get_airlock)):
-    db = request.app.state.db
+def submit_export(body: ExportIn, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     try:
         with db.session() as s:
             req = airlock.submit(s, who, files=body.files, justification=body.justification, project=body.project,
@@ -133,12 +134,11 @@ def submit_export(body: ExportIn, request: Request, who: Identity = Depends(curr
 
 
 @router.get("/api/exports")
-def list_exports(request: Request, state: Literal["pending", "approved", "rejected", "returned"] | None = None,
-                 mine: bool = False,
-                 who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+def list_exports(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep, state: ExportState | None = None,
+                 mine: bool = False):
     if who.is_service:
         raise HTTPException(403, "export requests are shown to people, not services")
-    with request.app.state.db.session() as s:
+    with db.session() as s:
         return [_summary(airlock.view(r, who)) for r in airlock.listing(s, who, state=state, mine=mine)]
 
 
@@ -146,40 +146,39 @@ STATE_KEYS = ("request_id", "draft_id", "project", "state", "approvals", "quorum
 
 
 @router.get("/api/users/{name}/exports")
-def export_states_of(request: Request, name: Annotated[str, Path(min_length=1, max_length=255)],
-                     project: Annotated[str | None, Query(max_length=128, pattern=SAFE_ID)] = None,
-                     who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+def export_states_of(name: Annotated[str, Path(min_length=1, max_length=255)], who: CurrentIdentity,
+                     airlock: AirlockDep, db: DatabaseDep, gs: GovernanceSettingsDep,
+                     project: Annotated[str | None, Query(max_length=128, pattern=SAFE_ID)] = None):
     """The states of ``name``'s requests (of ``project``), newest first: for the workspace gateway, which
     answers its owner's JupyterLab exports panel; the platform's hub service only."""
-    hub_service = request.app.state.governance_settings.hub_service_name
+    hub_service = gs.hub_service_name
     if not (who.is_service and who.name == hub_service):
         raise HTTPException(403, f"only the platform service {hub_service} may read a user's export states")
     q = select(ExportRequest).where(ExportRequest.requester == name)
     if project is not None:
         q = q.where(ExportRequest.project == project)
-    with request.app.state.db.session() as s:
+    with db.session() as s:
         rows = s.scalars(q.order_by(ExportRequest.created_at.desc()).limit(200)).all()
         return [{k: v[k] for k in STATE_KEYS} for v in (airlock.view(r, who) for r in rows)]
 
 
 @router.get("/api/exports/drafts")
-def list_drafts(request: Request, who: Identity = Depends(current_identity), airlock: Airlock = Depends(get_airlock)):
+def list_drafts(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     """Drafts written in the caller's home by ``python -m hub.workspace.export``, not yet submitted."""
     if who.is_service or not who.has_role("researchers"):
         raise HTTPException(403, "only researchers have export drafts")
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             return airlock.drafts(s, who.name)
     except AirlockError as e:
         raise http_error(e)
 
 
 @router.post("/api/exports/drafts/{draft_id}", status_code=201, responses=RefusedFiles)
-def submit_draft(draft_id: DraftId, request: Request, who: Identity = Depends(current_identity),
-                 airlock: Airlock = Depends(get_airlock)):
+def submit_draft(draft_id: DraftId, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     """Submit a workspace draft: its files are frozen now and must still have the draft's digests."""
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             req = airlock.submit_draft(s, who, draft_id)
             view = airlock.view(req, who)
     except (AirlockError, TraceFailed) as e:
@@ -188,10 +187,9 @@ def submit_draft(draft_id: DraftId, request: Request, who: Identity = Depends(cu
 
 
 @router.get("/api/exports/{request_id}")
-def get_export(request_id: str, request: Request, who: Identity = Depends(current_identity),
-               airlock: Airlock = Depends(get_airlock)):
+def get_export(request_id: str, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             req = airlock.load(s, request_id)
             if not airlock.can_see(who, req):
                 raise AirlockError(403, "not your export request")
@@ -201,10 +199,10 @@ def get_export(request_id: str, request: Request, who: Identity = Depends(curren
 
 
 @router.post("/api/exports/{request_id}/reviews")
-def review_export(request_id: str, body: ReviewIn, request: Request, who: Identity = Depends(current_identity),
-                  airlock: Airlock = Depends(get_airlock)):
+def review_export(request_id: str, body: ReviewIn, who: CurrentIdentity, airlock: AirlockDep,
+                  db: DatabaseDep):
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             files = {f.file_id: (f.decision, f.comment) for f in body.files} if body.files is not None else None
             req = airlock.review(s, request_id, who, decision=body.decision, reason=body.reason, files=files)
             view = airlock.view(req, who)
@@ -214,13 +212,13 @@ def review_export(request_id: str, body: ReviewIn, request: Request, who: Identi
 
 
 @router.get("/api/exports/{request_id}/files/{file_id}")
-def download_file(request_id: str, file_id: RowId, request: Request, who: Identity = Depends(current_identity),
-                  airlock: Airlock = Depends(get_airlock)):
-    return download_response(airlock, request.app.state.db, request_id, file_id, who)
+def download_file(request_id: str, file_id: RowId, who: CurrentIdentity, airlock: AirlockDep,
+                  db: DatabaseDep):
+    return download_response(airlock, db, request_id, file_id, who)
 
 
 @router.get("/api/exports/{request_id}/files/{file_id}/preview.png")
-def preview_file(request_id: str, file_id: RowId, request: Request, who: Identity = Depends(current_identity),
-                 airlock: Airlock = Depends(get_airlock)):
-    return preview_response(airlock, request.app.state.db, request_id, file_id, who)
+def preview_file(request_id: str, file_id: RowId, who: CurrentIdentity, airlock: AirlockDep,
+                 db: DatabaseDep):
+    return preview_response(airlock, db, request_id, file_id, who)
 

@@ -74,7 +74,7 @@ class Airlock(Homes):
         return who.name == req.requester or self.is_reviewer(who) or who.has_role("auditors")
 
     def can_download(self, who: Identity, req: ExportRequest) -> bool:
-        return (not who.is_service) and who.name == req.requester and req.state == "approved"
+        return (not who.is_service) and who.name == req.requester and req.state == ExportState.approved.value
 
     # ------------------------------------------------------------------ submit
     def submit(self, s: Session, who: Identity, *, files: Iterable[str], justification: str,
@@ -113,7 +113,7 @@ class Airlock(Homes):
             old = s.get(ExportRequest, replaces)
             if old is None or old.requester != who.name:
                 raise AirlockError(400, f"{replaces!r} is not one of your export requests")
-            if old.state != "returned":
+            if old.state != ExportState.returned.value:
                 raise AirlockError(409, "only a request returned for changes can be replaced")
 
         home = self.home_for(who, project, link)
@@ -250,12 +250,12 @@ class Airlock(Homes):
         if decision == Decision.approve.value:
             self.tracing.send(TRACE_ACTION[Decision.approve], user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
-                              details=self._details(req, released=req.state == "approved", **common))
+                              details=self._details(req, released=req.state == ExportState.approved.value, **common))
         else:
             self.tracing.send(TRACE_ACTION[Decision(decision)], user=who.name, key=f"{req.id}:{who.name}",
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
-        if req.state in ("approved", "rejected", "returned"):  # the requester is told (in-app and e-mail)
+        if req.state != ExportState.pending.value:  # the requester is told (in-app and e-mail)
             from ..notifications.models import Notification
 
             words = {"approved": "approved: the files can be downloaded", "rejected": "rejected",
@@ -352,11 +352,11 @@ class Airlock(Homes):
         return f, self.store.path_of(f.sha256)
 
     # ------------------------------------------------------------------ views
-    def listing(self, s: Session, who: Identity, *, state: str | None = None, mine: bool = False,
+    def listing(self, s: Session, who: Identity, *, state: ExportState | None = None, mine: bool = False,
                 limit: int = 200) -> list[ExportRequest]:
         q = select(ExportRequest).order_by(ExportRequest.created_at.desc()).limit(limit)
         if state:
-            q = q.where(ExportRequest.state == state)
+            q = q.where(ExportRequest.state == ExportState(state).value)
         if mine or not (self.is_reviewer(who) or who.has_role("auditors")):
             q = q.where(ExportRequest.requester == who.name)
         return list(s.scalars(q).all())
@@ -380,7 +380,7 @@ class Airlock(Homes):
             "created_at": aware(req.created_at),
             "decided_at": aware(req.decided_at),
             "decision_reason": req.decision_reason,
-            "can_review": reviewer and req.state == "pending" and all(r.reviewer != who.name for r in req.reviews),
+            "can_review": reviewer and req.state == ExportState.pending.value and all(r.reviewer != who.name for r in req.reviews),
             "files": [
                 {
                     "file_id": f.id, "name": f.name, "sha256": f.sha256, "size": f.size, "kind": f.kind,

@@ -24,10 +24,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from insitu.identity import Identity, OptionalIdentity, token_from_request
+from insitu.identity import Identity, OptionalIdentity
 from insitu.pages import LoginRequired, PageExit, page_response, page_templates
 
-from ..web.csrf import check_token, csrf_key, make_token
+from ..db import Database
+from ..deps import DatabaseDep
+from ..web.deps import csrf_ok, csrf_token, prefix_of
 from ..web.deps import nav as service_nav
 
 from .deps import AirlockDep, download_response, preview_response
@@ -55,25 +57,6 @@ def _size(n: int | None) -> str:
 _env.filters["size"] = _size
 
 
-def _csrf_key(request: Request) -> bytes:
-    from ..governance.deps import governance_settings
-
-    return csrf_key(governance_settings(request).csrf_secret, request.app.state.settings.hub_api_token)
-
-
-def _login_token(request: Request) -> str:
-    return token_from_request(request, request.app.state.hub_auth.config.cookie_name)
-
-
-def csrf_token(request: Request) -> str:
-    """The service's CSRF token of this login (``dataset_service/web/csrf.py``)."""
-    return make_token(_csrf_key(request), _login_token(request))
-
-
-def _csrf_ok(request: Request, token: str) -> bool:
-    return check_token(_csrf_key(request), _login_token(request), token)
-
-
 async def _posted_form(request: Request, who: Identity | None, back: str, *, researcher: bool = False) -> FormData:
     """The form a logged-in browser (a researcher's, with ``researcher``) posted with this login's CSRF token;
     otherwise the page refusing it is raised (``PageExit``)."""
@@ -83,7 +66,7 @@ async def _posted_form(request: Request, who: Identity | None, back: str, *, res
     if researcher:
         _researcher(request, who)
     form = await request.form()
-    if not _csrf_ok(request, str(form.get("csrf_token", ""))):
+    if not csrf_ok(request, str(form.get("csrf_token", ""))):
         raise PageExit(_refused(request, who, 403, FORM_EXPIRED, back))
     return form
 
@@ -127,7 +110,7 @@ def _refused(request: Request, who: Identity | None, status: int, reason, back: 
 
 
 def _prefix(request: Request) -> str:
-    return request.app.state.settings.service_prefix
+    return prefix_of(request)
 
 
 def _nav(who: Identity, prefix: str) -> list[dict]:
@@ -158,10 +141,10 @@ def _error_text(e: AirlockError) -> tuple[str, list]:
 
 
 @router.get("/exports", response_class=HTMLResponse)
-def exports_page(request: Request, who: Person, airlock: AirlockDep):
+def exports_page(request: Request, who: Person, airlock: AirlockDep, db: DatabaseDep):
     if who.is_service:
         return _refused(request, who, 403, "These pages are for people.")
-    with request.app.state.db.session() as s:
+    with db.session() as s:
         mine = [airlock.view(r, who) for r in airlock.listing(s, who, mine=True)]
         queue = []
         if airlock.is_reviewer(who) or who.has_role("auditors"):
@@ -173,23 +156,23 @@ def exports_page(request: Request, who: Person, airlock: AirlockDep):
 
 
 @router.get("/exports/new", response_class=HTMLResponse)
-def new_page(request: Request, who: ResearcherPage, airlock: AirlockDep, draft: str | None = None,
+def new_page(request: Request, who: ResearcherPage, airlock: AirlockDep, db: DatabaseDep, draft: str | None = None,
              replaces: str | None = None):
     if replaces:  # ask again after a return: the returned request's files, justification and session
         try:
-            with request.app.state.db.session() as s:
+            with db.session() as s:
                 again = airlock.ask_again(s, who, replaces[:64])
         except AirlockError as e:
-            return _new_form(request, who, airlock, status=e.status, error=_error_text(e)[0])
-        return _new_form(request, who, airlock, chosen=again["files"], justification=again["justification"],
+            return _new_form(request, who, airlock, db, status=e.status, error=_error_text(e)[0])
+        return _new_form(request, who, airlock, db, chosen=again["files"], justification=again["justification"],
                          session_id=again["session_id"], again=again)
-    return _new_form(request, who, airlock, draft_id=draft)
+    return _new_form(request, who, airlock, db, draft_id=draft)
 
 
-def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: str | None = None, status: int = 200,
-              error: str | None = None, refused: list | None = None, chosen: list[str] | None = None,
-              justification: str = "", session_id: str | None = None, again: dict | None = None) -> HTMLResponse:
-    with request.app.state.db.session() as s:
+def _new_form(request: Request, who: Identity, airlock: Airlock, db: Database, *, draft_id: str | None = None,
+              status: int = 200, error: str | None = None, refused: list | None = None,
+              chosen: list[str] | None = None, justification: str = "", session_id: str | None = None, again: dict | None = None) -> HTMLResponse:
+    with db.session() as s:
         drafts = airlock.drafts(s, who.name)
         sessions = airlock.sessions_of(s, who.name)
         try:  # the home of the chosen (or latest) session's project: one home per user and project
@@ -203,7 +186,7 @@ def _new_form(request: Request, who: Identity, airlock: Airlock, *, draft_id: st
 
 
 @router.post("/exports/new")
-async def new_submit(request: Request, who: OptionalIdentity, airlock: AirlockDep):
+async def new_submit(request: Request, who: OptionalIdentity, airlock: AirlockDep, db: DatabaseDep):
     form = await _posted_form(request, who, f"{_prefix(request)}/exports/new", researcher=True)
     names = [str(x) for x in form.getlist("files")]
     justification = str(form.get("justification", ""))
@@ -211,7 +194,7 @@ async def new_submit(request: Request, who: OptionalIdentity, airlock: AirlockDe
     draft_id = str(form.get("draft", "")) or None
     replaces = str(form.get("replaces", ""))[:64] or None
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             if draft_id:
                 req = airlock.submit_draft(s, who, draft_id)
             else:
@@ -223,14 +206,14 @@ async def new_submit(request: Request, who: OptionalIdentity, airlock: AirlockDe
         again = None
         if replaces:
             try:
-                with request.app.state.db.session() as s:
+                with db.session() as s:
                     again = airlock.ask_again(s, who, replaces)
             except AirlockError:
                 again = None
-        return _new_form(request, who, airlock, status=e.status, error=msg, refused=refused, chosen=names,
+        return _new_form(request, who, airlock, db, status=e.status, error=msg, refused=refused, chosen=names,
                          justification=justification, session_id=session_id, draft_id=draft_id, again=again)
     except TraceFailed as e:
-        return _new_form(request, who, airlock, status=503, error=str(e), chosen=names, justification=justification)
+        return _new_form(request, who, airlock, db, status=503, error=str(e), chosen=names, justification=justification)
     return RedirectResponse(f"{_prefix(request)}/exports/{rid}", status_code=303)
 
 
@@ -246,9 +229,10 @@ async def discard_draft(draft_id: str, request: Request, who: OptionalIdentity, 
 
 
 @router.get("/exports/{request_id}", response_class=HTMLResponse)
-def detail_page(request_id: str, request: Request, who: Person, airlock: AirlockDep, error: str | None = None):
+def detail_page(request_id: str, request: Request, who: Person, airlock: AirlockDep, db: DatabaseDep,
+                error: str | None = None):
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             req = airlock.load(s, request_id)
             if not airlock.can_see(who, req):
                 raise AirlockError(403, "not your export request")
@@ -266,7 +250,7 @@ def detail_page(request_id: str, request: Request, who: Person, airlock: Airlock
 
 
 @router.post("/exports/{request_id}/review")
-async def review_submit(request_id: str, request: Request, who: OptionalIdentity, airlock: AirlockDep):
+async def review_submit(request_id: str, request: Request, who: OptionalIdentity, airlock: AirlockDep, db: DatabaseDep):
     back = f"{_prefix(request)}/exports/{request_id[:64]}"
     form = await _posted_form(request, who, back)
     decision = str(form.get("decision", ""))
@@ -278,11 +262,11 @@ async def review_submit(request_id: str, request: Request, who: OptionalIdentity
             if key.startswith("file-") and key[5:].isdigit() and len(key) < 24:
                 files[int(key[5:])] = (str(form.get(key, "")), str(form.get(f"comment-{key[5:]}", ""))[:4000])
     try:
-        with request.app.state.db.session() as s:
+        with db.session() as s:
             airlock.review(s, request_id, who, decision=decision, reason=reason, files=files)
     except AirlockError as e:
         if e.status in (400, 422):  # bad input: said on the page, nothing changed
-            return detail_page(request_id, request, who, airlock, error=str(e.reason))
+            return detail_page(request_id, request, who, airlock, db, error=str(e.reason))
         return _refused(request, who, e.status, e.reason, back)
     except TraceFailed:
         return _refused(request, who, 503, "The review could not be recorded in the audit trail, so nothing was "
@@ -291,16 +275,16 @@ async def review_submit(request_id: str, request: Request, who: OptionalIdentity
 
 
 @router.get("/exports/{request_id}/files/{file_id}/download")
-def download_page(request_id: str, file_id: int, request: Request, who: Person, airlock: AirlockDep):
+def download_page(request_id: str, file_id: int, request: Request, who: Person, airlock: AirlockDep, db: DatabaseDep):
     try:
-        return download_response(airlock, request.app.state.db, request_id, file_id, who)
+        return download_response(airlock, db, request_id, file_id, who)
     except HTTPException as e:  # said on a page: the browser followed a link
         return _refused(request, who, e.status_code, e.detail, f"{_prefix(request)}/exports/{request_id[:64]}")
 
 
 @router.get("/exports/{request_id}/files/{file_id}/preview.png")
 def preview_page(request_id: str, file_id: int, request: Request, who: OptionalIdentity,
-                 airlock: AirlockDep) -> Response:
+                 airlock: AirlockDep, db: DatabaseDep) -> Response:
     if who is None:
         raise HTTPException(401, "log in first")
-    return preview_response(airlock, request.app.state.db, request_id, file_id, who)
+    return preview_response(airlock, db, request_id, file_id, who)

@@ -70,6 +70,11 @@ def _login_token(request: Request) -> str:
     return token_from_request(request, request.app.state.hub_auth.config.cookie_name)
 
 
+def csrf_token(request: Request) -> str:
+    """This login's CSRF token (``csrf.py``), for the forms of a page."""
+    return make_token(_key(request), _login_token(request))
+
+
 def csrf_ok(request: Request, token: str) -> bool:
     """``token`` is this login's CSRF token (``csrf.py``)."""
     return check_token(_key(request), _login_token(request), token)
@@ -86,7 +91,7 @@ def render(request: Request, who: Identity | None, template: str, status: int = 
     notice = NOTICES.get(request.query_params.get("notice", ""))
     html = env.get_template(template).render(
         prefix=prefix, who=who, nav=nav(who, prefix) if who else [], notice=notice,
-        csrf_token=make_token(_key(request), _login_token(request)) if who else "",
+        csrf_token=csrf_token(request) if who else "",
         path=request.url.path, roles=sorted(who.roles) if who else [], status=status, **ctx)
     return page_response(html, status)
 
