@@ -48,13 +48,12 @@ def airlock_base(hub_host: str | None = None) -> str:
     has per-user and per-service origins (``JUPYTERHUB_HOST``), else the path on the hub's origin."""
     from urllib.parse import urlparse
 
-    from jupyterhub.utils import subdomain_hook_idna
-
     host = os.environ.get("JUPYTERHUB_HOST", "") if hub_host is None else hub_host
     u = urlparse(host)
     if not (u.scheme and u.hostname):
         return SERVICE_PREFIX
-    origin = f"{u.scheme}://{subdomain_hook_idna(SERVICE_NAME, u.hostname, 'service')}" + (f":{u.port}" if u.port else "")
+    # JupyterHub's subdomain_hook_idna for a service: "<name>--service.<host>" (the name is DNS-safe already)
+    origin = f"{u.scheme}://{SERVICE_NAME}--service.{u.hostname}" + (f":{u.port}" if u.port else "")
     return origin + SERVICE_PREFIX
 
 

@@ -101,3 +101,19 @@ def test_no_airlock_is_a_503_with_a_reason(airlock):
 def test_pick_refuses_what_is_not_a_list_of_requests():
     assert pick({"a": 1}) is None and pick([1]) is None and pick([{"request_id": 3}]) is None
     assert pick([]) == []
+
+
+@pytest.mark.parametrize("hub_host", ["http://localhost:8000", "https://hub.example.org", "http://localhost"])
+def test_the_panels_links_go_to_the_airlocks_own_origin(hub_host):
+    """The exports panel's links (``hub/workspace/labapi.py``): with per-service origins the airlock's pages are
+    where JupyterHub routes the service (its own subdomain rule), else a path on the hub's origin."""
+    from urllib.parse import urlparse
+
+    from jupyterhub.utils import subdomain_hook_idna
+
+    from hub.workspace.labapi import SERVICE_NAME, airlock_base
+
+    u = urlparse(hub_host)
+    origin = f"{u.scheme}://{subdomain_hook_idna(SERVICE_NAME, u.hostname, 'service')}" + (f":{u.port}" if u.port else "")
+    assert airlock_base(hub_host) == origin + "/services/dataset-service"
+    assert airlock_base("") == "/services/dataset-service"

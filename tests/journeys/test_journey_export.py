@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -118,6 +120,28 @@ try:
 except OSError as e:
     print("PROXY REFUSED", e)
 """
+
+
+@contextmanager
+def airlock_down(stack):
+    """The dataset service (and its airlock) stopped, then started again on its port with the same app."""
+    import threading
+
+    import uvicorn
+
+    stack.server.should_exit = True
+    stack.thread.join(15)
+    try:
+        yield
+    finally:
+        server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=stack.port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        stack.server, stack.thread = server, thread
+        assert server.started, "the dataset service did not start again"
 
 
 def export_states_refused(browser, stack, lab, ws: Workspace, draft: str) -> None:
@@ -278,4 +302,15 @@ def test_request_export_in_jupyterlab_follow_it_until_approved_and_download_it(s
         r = httpx.get(f"{stack.base}/api/exports/{rid}/files/{frozen[FILES[0]]['file_id']}",
                       headers={"Authorization": f"token {stack.token(other)}"}, timeout=30)
         assert r.status_code == 403, (other, r.text)
+
+    # 9. the airlock goes down while the panel is open: one plain line says so, the drafts stay listed
+    with airlock_down(stack):
+        lab.bring_to_front()
+        note = lab.locator(".insitu-exports .insitu-status-unknown")
+        note.wait_for()
+        assert "unavailable" in note.inner_text() and "cannot be reached" in note.inner_text(), note.inner_text()
+        assert "state unavailable" in panel_row(lab, draft).inner_text()
+        shot(lab, "06-lab-airlock-down")
+    lab.wait_for_selector(f".insitu-drafts li[data-draft='{draft}'][data-state=approved]", state="attached")
+    assert lab.locator(".insitu-exports .insitu-status-unknown").count() == 0
     ctx.close()

@@ -255,7 +255,10 @@ var _JUPYTERLAB;
             li.appendChild(st);
             li.appendChild(link(data.request_url + req.request_id, "Open request " + req.request_id.slice(0, 8)));
           } else {
-            if (byDraft) { li.setAttribute("data-state", "draft"); }
+            if (byDraft) { li.setAttribute("data-state", "draft"); } else {
+              var unknown = document.createElement("span"); unknown.className = "insitu-state";
+              unknown.textContent = "state unavailable "; li.appendChild(unknown);
+            }
             li.appendChild(link(d.submit_url, "Submit for review", "insitu-submit"));
           }
           list.appendChild(li);
