@@ -70,7 +70,6 @@ class Action(str, enum.Enum):
     GRANT_ACCESS = "GRANT_ACCESS"
     REJECT_ACCESS = "REJECT_ACCESS"
     REVOKE_ACCESS = "REVOKE_ACCESS"
-    EXPIRE_ACCESS = "EXPIRE_ACCESS"
     USE_DATASETS = "USE_DATASETS"
     END_SESSION = "END_SESSION"  # details.reason: stopped, revoked, invalidated, expired, crashed
     START_FAILED = "START_FAILED"  # the session's workspace never started (instead of END_SESSION)

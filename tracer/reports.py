@@ -27,7 +27,7 @@ FIELDS = ("seq", "time", "action", "user", "project", "session_id", "datasets", 
           "trace_id", "status", "block_number", "tx_hash", "batch_root", "leaf")
 SESSION_START, SESSION_ENDS = "USE_DATASETS", ("END_SESSION", "START_FAILED")
 EXPORT_ACTIONS = ("REQUEST_EXPORT", "APPROVE_EXPORT", "REJECT_EXPORT", "RETURN_EXPORT", "DOWNLOAD_EXPORT")
-ACCESS_ACTIONS = ("REQUEST_ACCESS", "GRANT_ACCESS", "REJECT_ACCESS", "REVOKE_ACCESS", "EXPIRE_ACCESS")
+ACCESS_ACTIONS = ("REQUEST_ACCESS", "GRANT_ACCESS", "REJECT_ACCESS", "REVOKE_ACCESS")  # no expiry trace: GRANT_ACCESS carries valid_until
 PAGE = 1000
 
 
