@@ -42,6 +42,8 @@ from pathlib import Path
 
 import httpx
 
+from insitu.waiting import exit_of, wait_for_answer
+
 KEYCLOAK_VERSION = "26.5.6"
 REALM = "insitu"
 HUB_CLIENT = "jupyterhub"
@@ -152,18 +154,10 @@ class DevKeycloak:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         probe = f"{self.url}/realms/master/.well-known/openid-configuration"
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"keycloak exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(probe, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - t0 > timeout:
-                self.stop()
-                raise RuntimeError(f"keycloak did not answer within {timeout:.0f} s:\n{self.log()}")
-            time.sleep(0.3)
+        if not wait_for_answer(lambda: httpx.get(probe, timeout=2), deadline=t0 + timeout, interval=0.3,
+                               exited=exit_of(self.process, "keycloak", self.log)):
+            self.stop()
+            raise RuntimeError(f"keycloak did not answer within {timeout:.0f} s:\n{self.log()}")
         self.start_seconds = time.monotonic() - t0
         return self
 

@@ -31,7 +31,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from hub.auth import write_users_file
 from hub.service_tokens import ensure_secrets
 from hub.settings import InsituHub, origin_of
 from hub.settings import public_url as config_public_url
+from insitu.waiting import exit_of, wait_for_answer
 
 DEMO_PROJECT = "lung"
 # user → (groups, what they do in the demo)
@@ -145,17 +145,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180, settings:
               service_url(settings, "tracer") + "/openapi.json"]
     deadline = time.monotonic() + timeout
     for path in checks:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited with status {proc.returncode}")
-            try:
-                if httpx.get(path, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{path} did not answer within {timeout:.0f} s")
-            time.sleep(0.5)
+        if not wait_for_answer(lambda: httpx.get(path, timeout=5), deadline=deadline, interval=0.5,
+                               exited=exit_of(proc, "jupyterhub")):
+            raise RuntimeError(f"{path} did not answer within {timeout:.0f} s")
 
 
 # --- 3. the demo content ------------------------------------------------------

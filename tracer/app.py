@@ -5,21 +5,13 @@ routers (``tracer.api``, ``tracer.web.pages``, ``tracer.web.reports``), HTTP pol
 All routes live under ``settings.service_prefix`` (``/services/tracer``, where
 the hub proxy routes the tracer service):
 
-- ``POST /traces`` (``tracer.api``) — platform services only (hub service tokens named in
-  ``writer_services``); the trace's ``caller`` must be the posting service.
-  202 once stored durably; the same id again → 202 ``duplicate``; the same id
-  with other content → 409; a bad trace → 422; a body over 256 KiB → 413.
-- ``GET /traces`` — auditors and admins: filters ``user``, ``dataset``,
-  ``action``, ``caller``, ``since``, ``until``; cursor paging (``cursor``,
-  ``limit``); ``format=jsonl`` streams every match as JSON lines (the export
-  the offline verifier reads).
-- ``GET /traces/{id}`` — one trace with its proof and anchor.
-- ``GET /anchor`` — chain id and contract address (what the verifier needs).
-- ``GET /metrics`` — Prometheus; ``GET /health`` (platform services only).
+- the REST API (``tracer.api``: ``POST /traces``, ``GET /traces[/{id}]``, ``GET /anchor``, ``GET /metrics``,
+  ``GET /health``; who may call each is written there);
 - ``GET /livez``, ``GET /readyz`` — outside the prefix, without credentials, ``ok`` and nothing else
   (``insitu.probes``): the chart's liveness and readiness probes.
 - ``GET /``, ``GET /trace/{id}`` — the auditor's web pages (``tracer.web.pages``),
-  logged in through the hub's OAuth (``/login``, ``/oauth_callback``, ``/logout``).
+  logged in through the hub's OAuth (``/login``, ``/oauth_callback``, ``/logout``), and the reports
+  (``tracer.web.reports``).
 """
 
 from __future__ import annotations

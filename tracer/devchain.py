@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from insitu.waiting import exit_of, wait_for_answer
 from tracer.settings import ROOT
 
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -66,19 +67,10 @@ def anvil_args(port: int, *, host: str = "127.0.0.1", block_time: float | None =
 
 
 def wait_rpc(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"anvil exited with {process.returncode}")
-        try:
-            r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2)
-            if r.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no JSON-RPC answer from {url} within {timeout}s")
-        time.sleep(0.1)
+    chain_id = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    if not wait_for_answer(lambda: httpx.post(url, json=chain_id, timeout=2), deadline=time.monotonic() + timeout,
+                           interval=0.1, exited=exit_of(process, "anvil")):
+        raise RuntimeError(f"no JSON-RPC answer from {url} within {timeout}s")
 
 
 def start_anvil(*, port: int | None = None, block_time: float | None = None, state: Path | None = None,
