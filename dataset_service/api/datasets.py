@@ -1,6 +1,8 @@
 """Datasets: list, create, get, update, state transitions, manifest, build status, integrity check."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Depends, HTTPException, Response
 from sqlalchemy import func, select
 
@@ -23,8 +25,18 @@ SEE_ALL = ("data-managers", "auditors")  # and admins
 Limit = limit_query(50, 500)
 
 
-def _tracer_errors():
-    return (TracerError,)
+@contextmanager
+def operation_errors(what: str):
+    """The HTTP answers of an operation (``operations.py``): 404 no such dataset, 409 not in this state, 503
+    the tracer did not take ``what`` (nothing changed)."""
+    try:
+        yield
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except Conflict as e:
+        raise HTTPException(409, str(e)) from None
+    except TracerError as e:
+        raise HTTPException(503, f"{what} could not be traced, nothing changed: {e}") from None
 
 
 def _visible(who: Identity, ds: Dataset | None, dataset_id: str) -> Dataset:
@@ -82,14 +94,8 @@ def patch_dataset(dataset_id: str, body: DatasetUpdate, settings: SettingsDep, d
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
         raise unprocessable("fields cannot be set to null", ("body", next(k for k, v in changes.items() if v is None)))
-    try:
+    with operation_errors("the change"):
         ds = update_metadata(settings, db, dataset_id, changes, who.name)
-    except NotFound as e:
-        raise HTTPException(404, str(e)) from None
-    except Conflict as e:
-        raise HTTPException(409, str(e)) from None
-    except _tracer_errors() as e:
-        raise HTTPException(503, f"the change could not be traced, nothing changed: {e}") from None
     return DatasetOut.model_validate(ds)
 
 
@@ -97,14 +103,8 @@ def patch_dataset(dataset_id: str, body: DatasetUpdate, settings: SettingsDep, d
              summary="State transition: draft→released→published, any of them→invalidated")
 def set_state(dataset_id: str, body: Transition, response: Response, settings: SettingsDep, db: DatabaseDep,
               publisher: PublisherDep, who: Identity = Depends(require_roles(*MANAGERS))):
-    try:
+    with operation_errors("the transition"):
         ds = transition(settings, db, dataset_id, body.state, who.name, body.reason)
-    except NotFound as e:
-        raise HTTPException(404, str(e)) from None
-    except Conflict as e:
-        raise HTTPException(409, str(e)) from None
-    except _tracer_errors() as e:
-        raise HTTPException(503, f"the transition could not be traced, nothing changed: {e}") from None
     if body.state == DatasetState.published:  # a DOI when the platform has a registry (a failure leaves none)
         failed = publisher.mint_after_publish(dataset_id, who.name)
         if failed:
@@ -142,12 +142,8 @@ def events(dataset_id: str, s: SessionDep, who: Identity = Depends(require_roles
              summary="Integrity check: re-hash every file and compare with the manifest")
 def integrity(dataset_id: str, settings: SettingsDep, db: DatabaseDep,
               who: Identity = Depends(require_roles(*SEE_ALL))):
-    try:
+    with operation_errors("the check"):
         res = check(settings, db, dataset_id)
-    except NotFound as e:
-        raise HTTPException(404, str(e)) from None
-    except Conflict as e:
-        raise HTTPException(409, str(e)) from None
     return CheckOut(dataset_id=res.dataset_id, ok=res.ok, files_checked=res.files_checked, problems=res.problems)
 
 
