@@ -135,7 +135,9 @@ class Transition(BaseModel):
         return self
 
 
-class DatasetOut(BaseModel):
+class _DatasetMetadata(BaseModel):
+    """What every answer about a dataset starts with: its name, version and citable metadata."""
+
     model_config = ConfigDict(from_attributes=True)
     id: str
     name: str
@@ -145,6 +147,9 @@ class DatasetOut(BaseModel):
     tags: list[str]
     contact: str
     previous_id: str | None
+
+
+class DatasetOut(_DatasetMetadata):
     state: DatasetState
     gid: int
     merkle_root: str | None
@@ -157,18 +162,9 @@ class DatasetOut(BaseModel):
     report: dict | None = None  # what the selection left out and why (also in manifest.json)
 
 
-class PublicDataset(BaseModel):
+class PublicDataset(_DatasetMetadata):
     """What anyone may see of a published dataset (citable metadata)."""
 
-    model_config = ConfigDict(from_attributes=True)
-    id: str
-    name: str
-    version: int
-    description: str
-    license: str
-    tags: list[str]
-    contact: str
-    previous_id: str | None
     merkle_root: str | None
     n_studies: int
     created_at: UtcDateTime
