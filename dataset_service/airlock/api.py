@@ -45,6 +45,7 @@ from ..governance.deps import GovernanceSettingsDep
 from .models import ExportRequest
 from .deps import AirlockDep, download_response, http_error, preview_response
 from .service import AirlockError
+from .schemas import DraftOut, ExportOut, ExportStateOut, ExportSummaryOut
 from .settings import AirlockSettings
 from .states import ExportState
 from .tracing import TraceFailed
@@ -121,7 +122,8 @@ def _summary(view: dict) -> dict:
     return out
 
 
-@router.post("/api/exports", status_code=201, responses=RefusedFiles)
+@router.post("/api/exports", status_code=201, responses=RefusedFiles, response_model=ExportOut,
+             response_model_exclude_unset=True)
 def submit_export(body: ExportIn, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     try:
         with db.session() as s:
@@ -133,7 +135,7 @@ def submit_export(body: ExportIn, who: CurrentIdentity, airlock: AirlockDep, db:
     return view
 
 
-@router.get("/api/exports")
+@router.get("/api/exports", response_model=list[ExportSummaryOut], response_model_exclude_unset=True)
 def list_exports(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep, state: ExportState | None = None,
                  mine: bool = False):
     if who.is_service:
@@ -145,7 +147,7 @@ def list_exports(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep, sta
 STATE_KEYS = ("request_id", "draft_id", "project", "state", "approvals", "quorum", "decided_at")
 
 
-@router.get("/api/users/{name}/exports")
+@router.get("/api/users/{name}/exports", response_model=list[ExportStateOut], response_model_exclude_unset=True)
 def export_states_of(name: Annotated[str, Path(min_length=1, max_length=255)], who: CurrentIdentity,
                      airlock: AirlockDep, db: DatabaseDep, gs: GovernanceSettingsDep,
                      project: Annotated[str | None, Query(max_length=128, pattern=SAFE_ID)] = None):
@@ -162,7 +164,7 @@ def export_states_of(name: Annotated[str, Path(min_length=1, max_length=255)], w
         return [{k: v[k] for k in STATE_KEYS} for v in (airlock.view(r, who) for r in rows)]
 
 
-@router.get("/api/exports/drafts")
+@router.get("/api/exports/drafts", response_model=list[DraftOut], response_model_exclude_unset=True)
 def list_drafts(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     """Drafts written in the caller's home by ``python -m hub.workspace.export``, not yet submitted."""
     if who.is_service or not who.has_role("researchers"):
@@ -174,7 +176,8 @@ def list_drafts(who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
         raise http_error(e)
 
 
-@router.post("/api/exports/drafts/{draft_id}", status_code=201, responses=RefusedFiles)
+@router.post("/api/exports/drafts/{draft_id}", status_code=201, responses=RefusedFiles,
+             response_model=ExportOut, response_model_exclude_unset=True)
 def submit_draft(draft_id: DraftId, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     """Submit a workspace draft: its files are frozen now and must still have the draft's digests."""
     try:
@@ -186,7 +189,7 @@ def submit_draft(draft_id: DraftId, who: CurrentIdentity, airlock: AirlockDep, d
     return view
 
 
-@router.get("/api/exports/{request_id}")
+@router.get("/api/exports/{request_id}", response_model=ExportOut, response_model_exclude_unset=True)
 def get_export(request_id: str, who: CurrentIdentity, airlock: AirlockDep, db: DatabaseDep):
     try:
         with db.session() as s:
@@ -198,7 +201,7 @@ def get_export(request_id: str, who: CurrentIdentity, airlock: AirlockDep, db: D
         raise http_error(e)
 
 
-@router.post("/api/exports/{request_id}/reviews")
+@router.post("/api/exports/{request_id}/reviews", response_model=ExportOut, response_model_exclude_unset=True)
 def review_export(request_id: str, body: ReviewIn, who: CurrentIdentity, airlock: AirlockDep,
                   db: DatabaseDep):
     try:
