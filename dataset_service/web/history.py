@@ -6,6 +6,7 @@ import difflib
 import re
 
 from ..governance.models import AccessRequest
+from ..governance.rules import Decision, RequestState
 from ..governance.service import aware
 
 FIELDS = (("purpose", "Purpose"), ("intended_use", "Intended use"), ("duration_days", "Duration (days)"))
@@ -63,15 +64,15 @@ def rounds_of(req: AccessRequest) -> list[dict]:
 
 def decision_reason(req: AccessRequest) -> str:
     """Why a decided request ended as it did, in a line: the rejecting reasons, the grant, the withdrawal."""
-    state = req.state.value
-    if state == "rejected":
+    state = RequestState(req.state)
+    if state == RequestState.rejected:
         return "; ".join(f"{v.reviewer}: {v.reason}" for v in req.votes
-                         if v.round == req.round and v.decision.value == "reject" and v.reason)
-    if state == "approved":
+                         if v.round == req.round and v.decision == Decision.reject and v.reason)
+    if state == RequestState.approved:
         notes = [e.detail for e in req.events if e.action == "approved" and e.actor == "committee"]
         comments = [f"{v.reviewer}: {v.reason}" for v in req.votes if v.round == req.round and v.reason]
         return "; ".join(notes[-1:] + comments)
-    if state == "withdrawn":
+    if state == RequestState.withdrawn:
         return "withdrawn by the requester"
-    ends = [e.detail for e in req.events if e.action == state and e.detail]
+    ends = [e.detail for e in req.events if e.action == state.value and e.detail]
     return ends[-1] if ends else ""

@@ -219,7 +219,7 @@ def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: 
         target = DatasetState(state)
     except ValueError:
         return error_page(request, who, 422, "That was not possible", f"unknown state {state[:32]!r}", back)
-    if target.value == "invalidated":  # first say what it ends (web/manage.py), then act on the confirmation
+    if target == DatasetState.invalidated:  # first say what it ends (web/manage.py), then act on the confirmation
         return RedirectResponse(f"{back}/datasets/{quote(dataset_id[:64], safe='')}/invalidate?"
                                 + urlencode({"reason": reason[:500]}), status_code=303)
     try:
@@ -231,7 +231,7 @@ def change_state(dataset_id: str, request: Request, who: ManagerForm, settings: 
     except TraceFailed:  # the tracer refused or is down: nothing changed
         return error_page(request, who, 503, "Please try again later",
                           "The change could not be recorded in the audit trail, so nothing was changed.", back)
-    if target.value == "published":  # a DOI when the platform has a registry
+    if target == DatasetState.published:  # a DOI when the platform has a registry
         failed = publisher.mint_after_publish(dataset_id[:64], who.name)
         if failed:
             return error_page(request, who, 502, "Published, but without a DOI",
