@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .. import traces
+from ..traces import TracerError
 from ..builder import add_event
 from ..db import Database
 from ..deps import DatabaseDep, SettingsDep
@@ -19,6 +22,8 @@ from ..settings import Settings
 from .citation import datacite, public_record
 from .doi import DoiRegistry, RegistryError
 from .settings import PublishSettings
+
+log = logging.getLogger(__name__)
 
 
 def _events(s: Session, ds_id: str, action: str) -> list[DatasetEvent]:
@@ -99,7 +104,8 @@ class Publisher:
             mint(self.settings, self.db, self.registry, dataset_id, actor, base=self.base, ps=self.ps)
         except RegistryError as e:
             return str(e)
-        except Exception as e:  # noqa: BLE001 - the tracer down: the DOI exists, retried from the page
+        except (TracerError, SQLAlchemyError) as e:  # the DOI exists at the registry; retried from the page
+            log.warning("DOI of %s registered but not recorded: %s", dataset_id, e)
             return f"the DOI could not be recorded ({type(e).__name__}); register it again from the page"
         return None
 

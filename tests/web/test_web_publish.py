@@ -141,3 +141,29 @@ def test_bibtex_escapes_what_latex_would_read():
     out = bibtex(r)
     assert r"title = {Lung \{CT\} 100\% \& more\_x}" in out
     assert out.count("{") - out.count(r"\{") == out.count("}") - out.count(r"\}")
+
+
+def test_a_doi_registered_while_the_tracer_is_down_is_said_and_can_be_recorded_again(st, registry):
+    """The registry registers the DOI, the tracer does not take its trace: the page says it was not
+    recorded (502, not a 500), no DOI is shown as recorded, and registering again once the tracer is back
+    records it (the registry keeps one DOI)."""
+    from fixtures.jupyterhub import free_port
+
+    ds = st.add_dataset("Citable pelvis MR")
+    good_registry, good_settings = st.app.state.doi_registry, st.app.state.settings
+    st.app.state.doi_registry = None  # published without a DOI first
+    with closing(manager(st)) as c:
+        assert publish(c, ds).status_code == 303
+        st.app.state.doi_registry = good_registry
+        page = c.get(f"/datasets/{ds}").text
+        st.app.state.settings = good_settings.model_copy(update={"tracer_url": f"http://127.0.0.1:{free_port()}"})
+        try:
+            r = c.post(f"/manage/datasets/{ds}/doi", data={"csrf_token": csrf_of(page)})
+        finally:
+            st.app.state.settings = good_settings
+        assert r.status_code == 502 and "could not be recorded" in r.text, r.text[:300]
+        assert registry.dois.get(f"10.5072/{ds}".lower())  # registered at the registry ...
+        assert not st.sql("select 1 from dataset_events where dataset_id = :i and action = 'doi'", i=ds)  # ... not here
+        r = c.post(f"/manage/datasets/{ds}/doi", data={"csrf_token": csrf_of(page)})
+        assert r.status_code == 303
+        assert st.sql("select count(*) from dataset_events where dataset_id = :i and action = 'doi'", i=ds)[0][0] == 1
