@@ -32,9 +32,12 @@ from .notifications import api as notifications_api
 from .publication import web as publication_web
 from .web import audit, dac, manage, pages
 from .airlock.settings import AirlockSettings
+from .builder import BuildRunner
 from .db import Database
 from .governance.deps import build_governance
 from .notifications.wiring import install_notifications
+from .publication.doi import registry_from
+from .publication.settings import PublishSettings
 from .governance.settings import GovernanceSettings
 from .settings import Settings, get_settings
 
@@ -54,9 +57,6 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     settings = settings or get_settings()
     db = Database(settings.database_url)
     db.upgrade()
-
-    from .builder import BuildRunner
-
     builds = BuildRunner(settings, db)
 
     @asynccontextmanager
@@ -103,9 +103,6 @@ def create_app(settings: Settings | None = None, *, recover_builds: bool = True)
     gs = GovernanceSettings()
     app.state.governance_settings, app.state.governance = gs, build_governance(settings, gs)
     install_notifications(app, settings, db)  # in-app list and e-mail; the governance tells through it
-    from .publication.doi import registry_from
-    from .publication.settings import PublishSettings
-
     app.state.publish_settings = PublishSettings()  # citations of published datasets, the DOI registry if any
     app.state.doi_registry = registry_from(app.state.publish_settings)
     ast = AirlockSettings()

@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from . import dataset_tree as tree
 from . import traces
 from .dataset_tree import BuildError, final_path, tmp_path  # noqa: F401  (re-exported)
+from .catalogue import BadQuery
 from .db import Database
 from insitu.manifest import build_manifest, canonical_json
 from .models import (Dataset, DatasetEvent, DatasetState, DatasetStudy, File, IndexSkip, Series, Subject,
@@ -87,8 +88,6 @@ def create_dataset(settings: Settings, db: Database, *, actor: str, name: str, d
                    previous_id: str | None = None, study_ids: list[str] | None = None,
                    query: dict | None = None, all_studies: bool = False) -> str:
     """Record a new dataset in state ``building``; returns its id (build it next)."""
-    from .catalogue import BadQuery
-
     for attempt in range(5):
         try:
             with db.session() as s:

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from insitu.clock import aware
@@ -37,6 +37,8 @@ from insitu.identity import Identity
 from insitu.review import Ballot, Refusal, counts, outcome, refusal
 from insitu.trace import Action
 
+from ..models import Series
+from ..notifications.models import Notification
 from .findings import inspect_file
 from .models import ExportFile, ExportRequest, ExportReview, utcnow
 from .states import (DECISIONS, FILE_DECISIONS, OUTCOME, TRACE_ACTION, Decision, ExportState, FileDecision,
@@ -166,10 +168,6 @@ class Airlock(Homes):
     @staticmethod
     def lake_min_slices(s: Session) -> int | None:
         """The fewest files (slices) of a catalogued series holding two or more: what a volume of this lake is."""
-        from sqlalchemy import func
-
-        from ..models import Series
-
         return s.scalar(select(func.min(Series.n_files)).where(Series.n_files >= 2))
 
     def _details(self, req: ExportRequest, **extra) -> dict:
@@ -256,8 +254,6 @@ class Airlock(Homes):
                               dataset_ids=req.dataset_ids, digests=digests,
                               details=self._details(req, outcome=req.state, reason_sha256=_sha(reason), **common))
         if req.state != ExportState.pending.value:  # the requester is told (in-app and e-mail)
-            from ..notifications.models import Notification
-
             words = {"approved": "approved: the files can be downloaded", "rejected": "rejected",
                      "returned": "returned for changes"}[req.state]
             s.add(Notification(user=req.requester, kind="export-reviewed", title=f"Export request {words}",

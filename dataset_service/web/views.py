@@ -13,6 +13,7 @@ from ..governance.models import AccessRequest, Grant
 from ..governance.rules import PENDING, REQUESTABLE_DATASET_STATES, RequestState
 from ..governance.service import Governance, aware
 from ..models import Dataset, DatasetEvent, DatasetStudy, Study, Subject
+from ..states import TRANSITIONS
 from . import history
 
 CATALOGUE_STATES = ("released", "published")
@@ -219,8 +220,6 @@ def dac_queue(s: Session, gov: Governance) -> dict:
 
 
 def manager_datasets(s: Session) -> list[dict]:
-    from ..states import TRANSITIONS
-
     out = []
     for d in s.scalars(select(Dataset).order_by(Dataset.created_at.desc())):
         total, done = d.progress_total or 0, d.progress_done or 0
