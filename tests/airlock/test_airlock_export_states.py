@@ -24,12 +24,15 @@ def _submit(a, user: str, project: str, name: str) -> str:
 
 def test_the_hub_service_reads_a_users_export_states_and_nobody_else(airlock_stack):
     a = airlock_stack
-    in_a = _submit(a, "cleo", "exports-a", "states/a.png")
-    in_b = _submit(a, "cleo", "exports-b", "states/b.png")
+    # a researcher of both projects with no workspace session left by other tests (an open session in one
+    # project makes the airlock export from that project's home only)
+    a.st.hub.add_user("edda", ["researchers", "project-exports-a", "project-exports-b"])
+    in_a = _submit(a, "edda", "exports-a", "states/a.png")
+    in_b = _submit(a, "edda", "exports-b", "states/b.png")
 
     with a.api("insitu-hub") as c:
-        every = c.get("/api/users/cleo/exports")
-        only_a = c.get("/api/users/cleo/exports", params={"project": "exports-a"})
+        every = c.get("/api/users/edda/exports")
+        only_a = c.get("/api/users/edda/exports", params={"project": "exports-a"})
         nobody = c.get("/api/users/nobody-at-all/exports")
     assert every.status_code == 200, every.text
     rows = {r["request_id"]: r for r in every.json()}
@@ -43,18 +46,18 @@ def test_the_hub_service_reads_a_users_export_states_and_nobody_else(airlock_sta
     with a.api("dora") as c:  # a reviewer decides: the service sees the new state
         assert c.post(f"/api/exports/{in_a}/reviews", json={"decision": "approve"}).status_code == 200
     with a.api("insitu-hub") as c:
-        row = next(r for r in c.get("/api/users/cleo/exports").json() if r["request_id"] == in_a)
+        row = next(r for r in c.get("/api/users/edda/exports").json() if r["request_id"] == in_a)
     assert row["state"] == "approved" and row["approvals"] == 1 and row["decided_at"]
 
     # everyone else: the user herself, another researcher, a reviewer, an auditor, an admin, other services
-    for who in ("cleo", "bram", "dora", "audrey", "admin", "dataset-service", "tracer", "insitu-admission"):
+    for who in ("edda", "cleo", "dora", "audrey", "admin", "dataset-service", "tracer", "insitu-admission"):
         with a.api(who) as c:
-            r = c.get("/api/users/cleo/exports")
+            r = c.get("/api/users/edda/exports")
         assert r.status_code == 403, (who, r.status_code, r.text)
-    assert httpx.get(f"{a.st.base}/api/users/cleo/exports", timeout=30).status_code == 401
+    assert httpx.get(f"{a.st.base}/api/users/edda/exports", timeout=30).status_code == 401
 
 
 def test_bad_input_is_a_422(airlock_stack):
     with airlock_stack.api("insitu-hub") as c:
-        assert c.get("/api/users/cleo/exports", params={"project": "../x"}).status_code == 422
+        assert c.get("/api/users/edda/exports", params={"project": "../x"}).status_code == 422
         assert c.get("/api/users/" + "x" * 300 + "/exports").status_code == 422
