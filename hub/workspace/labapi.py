@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
@@ -46,8 +47,6 @@ SERVICE_NAME = SERVICE_PREFIX.rsplit("/", 1)[1]
 def airlock_base(hub_host: str | None = None) -> str:
     """The airlock pages' public URL prefix: ``SERVICE_PREFIX`` on the service's own origin when the hub
     has per-user and per-service origins (``JUPYTERHUB_HOST``), else the path on the hub's origin."""
-    from urllib.parse import urlparse
-
     host = os.environ.get("JUPYTERHUB_HOST", "") if hub_host is None else hub_host
     u = urlparse(host)
     if not (u.scheme and u.hostname):
